@@ -1,0 +1,77 @@
+"""A local chat in the terminal over the core's command layer; reads standard input line by line,
+so it can be scripted through a pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import TextIO
+
+from bots.console.render import render
+from core.actor import Actor
+from core.app import Core
+from core.people import normalize_handle
+from core.replies import Ask, Reply
+
+BOT = "bot"
+
+
+class ConsoleChat:
+    def __init__(self, core: Core, out: TextIO = sys.stdout, name: str | None = None) -> None:
+        self.core = core
+        self.out = out
+        self.actor = self._actor(name or getpass.getuser() or "me")
+        self.pending: Ask | None = None
+        self.actions: set[str] = set()  # the buttons shown so far; typing one presses it
+
+    @staticmethod
+    def _actor(name: str) -> Actor:
+        handle = normalize_handle(name) or "me"
+        return Actor("console", handle, chat_id=f"console:{handle}", username=handle, display_name=name)
+
+    async def line(self, raw: str) -> None:
+        text = raw.strip()
+        if not text:
+            return
+        if text.startswith("/as"):
+            self._switch(text[3:].strip())
+            return
+        if text in self.actions:
+            replies = await self.core.press(self.actor, text)
+        elif self.pending is not None and not text.startswith("/"):
+            ask, self.pending = self.pending, None
+            replies = await self.core.answer(self.actor, ask, text)
+        else:
+            self.pending = None
+            replies = await self.core.handle(self.actor, text)
+        self.show(replies)
+
+    def _switch(self, name: str) -> None:
+        if not name:
+            self.write(f"{BOT}> Usage: /as <name>. You are {self.actor.user_id}.")
+            return
+        self.actor, self.pending = self._actor(name), None
+        self.write(f"{BOT}> You are now {self.actor.user_id}.")
+
+    def show(self, replies: list[Reply]) -> None:
+        for reply in replies:
+            self.actions.update(button.action for row in reply.buttons for button in row)
+            if reply.ask is not None:
+                self.pending = reply.ask
+            self.write(render(reply, BOT))
+
+    def write(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def run(self, stream: TextIO = sys.stdin) -> None:
+        interactive = stream.isatty()
+        if interactive:
+            self.write(f"{BOT}> Hello {self.actor.user_id}! Try /imagine a red fox in the snow, or /help.")
+        while True:
+            if interactive:
+                print(f"{self.actor.user_id}: ", end="", file=self.out, flush=True)
+            raw = await asyncio.to_thread(stream.readline)
+            if not raw:
+                break
+            await self.line(raw)

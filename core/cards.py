@@ -1,0 +1,94 @@
+"""How a post looks in any chat: caption and buttons, as plain reply data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from core.gen.media import MediaStore
+from core.models import Person, Post
+from core.replies import Button, Image, Reply
+
+PROMPT_PREVIEW = 60
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    post: Post
+    author: str  # handle
+    parent_author: str | None
+
+
+async def views(session: AsyncSession, posts: Iterable[Post]) -> list[PostView]:
+    """Author and parent-author handles for many posts in one query, in the given order."""
+    posts = list(posts)
+    if not posts:
+        return []
+    parent = aliased(Post)
+    parent_author = aliased(Person)
+    rows = await session.execute(
+        select(Post.id, Person.handle, parent_author.handle)
+        .join(Person, Person.id == Post.author_id)
+        .outerjoin(parent, parent.id == Post.parent_id)
+        .outerjoin(parent_author, parent_author.id == parent.author_id)
+        .where(Post.id.in_([p.id for p in posts]))
+    )
+    handles = {post_id: (author, parent_handle) for post_id, author, parent_handle in rows}
+    return [PostView(p, *handles[p.id]) for p in posts if p.id in handles]
+
+
+def caption(view: PostView) -> str:
+    post = view.post
+    lines = [f"#{post.id} by @{view.author}", post.prompt]
+    if post.parent_id is not None:
+        credit = f" by @{view.parent_author}" if view.parent_author else ""
+        lines.append(f"🔁 Remix of #{post.parent_id}{credit}")
+    if not post.is_public:
+        lines.append("🔒 Private: only you can see it")
+    return "\n".join(lines)
+
+
+def post_buttons(view: PostView) -> tuple[tuple[Button, ...], ...]:
+    post = view.post
+    return (
+        (
+            Button(f"❤️ {post.like_count}", f"like {post.id}"),
+            Button("🔁 Remix", f"remix {post.id}"),
+            Button("🎲 Variation", f"vary {post.id}"),
+        ),
+        (Button(f"➕ Follow @{view.author}", f"follow {view.author}"),),
+    )
+
+
+def card(view: PostView, media: MediaStore, *, edit: bool = False) -> Reply:
+    return Reply(
+        text=caption(view),
+        image=Image(media.path(view.post.image_path), caption(view)),
+        buttons=post_buttons(view),
+        edit=edit,
+        post_id=view.post.id,
+    )
+
+
+def preview_line(post: Post) -> str:
+    prompt = post.prompt if len(post.prompt) <= PROMPT_PREVIEW else post.prompt[: PROMPT_PREVIEW - 1] + "…"
+    return f"#{post.id} {prompt} (❤️ {post.like_count})"
+
+
+def shorten(value: str, limit: int) -> str:
+    """Cut text to a platform's limit at a word boundary, marking the cut."""
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"

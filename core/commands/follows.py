@@ -1,0 +1,56 @@
+"""/follow, /unfollow, /following, /followers."""
+
+from __future__ import annotations
+
+from core import people, social
+from core.commands.registry import Context, command
+from core.errors import UserError
+from core.replies import Reply
+
+
+def _handle_arg(args: str, usage: str) -> str:
+    parts = args.split()
+    if len(parts) != 1:
+        raise UserError(f"Usage: {usage}")
+    return parts[0]
+
+
+@command("follow", "/follow <handle>", "follow someone to see their posts in /feed")
+async def follow(ctx: Context, args: str) -> list[Reply]:
+    other = await people.by_handle(ctx.session, _handle_arg(args, "/follow @handle"))
+    if await social.follow(ctx.session, ctx.person, other):
+        message = f"You now follow @{other.handle}. Their new posts will show up in /feed."
+    else:
+        message = f"You already follow @{other.handle}."
+    return [Reply(text=message, notice=ctx.via_button)]
+
+
+@command("unfollow", "/unfollow <handle>", "stop following someone")
+async def unfollow(ctx: Context, args: str) -> list[Reply]:
+    other = await people.by_handle(ctx.session, _handle_arg(args, "/unfollow @handle"))
+    if await social.unfollow(ctx.session, ctx.person, other):
+        message = f"You no longer follow @{other.handle}."
+    else:
+        message = f"You don't follow @{other.handle}."
+    return [Reply(text=message, notice=ctx.via_button)]
+
+
+def _listing(title: str, handles: list[str], total: int, empty: str) -> Reply:
+    if not handles:
+        return Reply(text=empty)
+    more = f"\n…and {total - len(handles)} more" if total > len(handles) else ""
+    return Reply(text=f"{title} ({total}):\n" + "\n".join(f"@{h}" for h in handles) + more)
+
+
+@command("following", "/following", "who you follow")
+async def following(ctx: Context, args: str) -> list[Reply]:
+    handles = await social.following(ctx.session, ctx.person)
+    _, total = await social.follow_counts(ctx.session, ctx.person.id)
+    return [_listing("You follow", handles, total, "You don't follow anyone yet. Try /follow @handle.")]
+
+
+@command("followers", "/followers", "who follows you")
+async def followers(ctx: Context, args: str) -> list[Reply]:
+    handles = await social.followers(ctx.session, ctx.person)
+    total, _ = await social.follow_counts(ctx.session, ctx.person.id)
+    return [_listing("Your followers", handles, total, "Nobody follows you yet. Share your best work!")]

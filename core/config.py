@@ -1,0 +1,88 @@
+"""Settings, read from the environment or a `.env` file (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting has an invalid value; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///data/app.db"
+    media_dir: Path = Path("data/media")
+    image_backend: Literal["auto", "local", "openai"] = "auto"
+    admins: Annotated[tuple[str, ...], NoDecode] = ()
+    prompt_max_chars: int = Field(default=1000, ge=1, le=32000)
+    daily_quota: int = Field(default=50, ge=0)
+    generation_cooldown_seconds: float = Field(default=10.0, ge=0)
+    default_timezone: str = "UTC"
+    log_level: str = "INFO"
+
+    # Image generation
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_image_model: str = "gpt-image-2"
+    openai_image_quality: Literal["low", "medium", "high", "auto"] = "auto"
+    openai_output_format: Literal["png", "jpeg", "webp"] = "png"
+    generation_timeout_seconds: float = Field(default=180.0, gt=0)
+    generation_concurrency: int = Field(default=4, ge=1, le=256)
+    generation_per_person: int = Field(default=2, ge=1)
+    generation_max_attempts: int = Field(default=5, ge=1)
+    blocklist: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Messengers
+    telegram_bot_token: SecretStr | None = None
+    discord_bot_token: SecretStr | None = None
+
+    @field_validator("admins", "blocklist", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def uses_openai(self) -> bool:
+        if self.image_backend == "auto":
+            return self.openai_api_key is not None
+        return self.image_backend == "openai"
+
+    def is_admin(self, handle: str, platform_ids: tuple[str, ...] = ()) -> bool:
+        """Admins are named by handle (with or without @) or by `platform:user_id`."""
+        wanted = {entry.lstrip("@").lower() for entry in self.admins}
+        return handle.lower() in wanted or any(pid.lower() in wanted for pid in platform_ids)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation failure into one line naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        raise ConfigError(f"Invalid setting {name}: {error['msg']}") from None

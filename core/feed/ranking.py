@@ -1,0 +1,35 @@
+"""Popularity with a time decay, as a score that does not change with the clock.
+
+A post needs twice the likes to rank level with one posted DOUBLING_HOURS later. Because the
+score depends only on the like count and the creation time, it is stored on the post, indexed,
+and /top reads it top-down instead of scoring every recent post on each request.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import Post, utcnow
+
+DOUBLING_HOURS = 4.0
+EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z, keeps the numbers small
+
+
+def hot_score(like_count: int, created_at: datetime) -> float:
+    age_units = (created_at.timestamp() - EPOCH) / (DOUBLING_HOURS * 3600)
+    return math.log2(like_count + 1) + age_units
+
+
+async def top_posts(session: AsyncSession, *, window: timedelta = timedelta(hours=24), limit: int = 5) -> list[Post]:
+    since = utcnow() - window
+    rows = await session.scalars(
+        select(Post)
+        .where(Post.visibility == "public", Post.created_at >= since)
+        .order_by(Post.hot.desc(), Post.id.desc())
+        .limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,54 @@
+"""The media store: image files under MEDIA_DIR, named by their content, written atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class MediaPathError(ValueError):
+    """A media path that points outside the store."""
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    async def save(self, data: bytes, extension: str) -> str:
+        """Write the bytes once and return their path relative to the store."""
+        return await asyncio.to_thread(self._save, data, extension)
+
+    def _save(self, data: bytes, extension: str) -> str:
+        if not extension.isalnum():
+            raise MediaPathError(f"bad extension {extension!r}")
+        digest = hashlib.sha256(data).hexdigest()
+        relative = f"{digest[:2]}/{digest}.{extension}"
+        target = self.path(relative)
+        if target.exists():
+            return relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A temporary file in the same folder, then a rename: readers never see half an image.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return relative
+
+    def path(self, relative: str) -> Path:
+        """The absolute path of a stored file; refuses anything that would leave the store."""
+        candidate = (self.root / relative).resolve()
+        if not candidate.is_relative_to(self.root) or candidate == self.root:
+            raise MediaPathError(f"path outside the media store: {relative!r}")
+        return candidate
+
+    async def delete(self, relative: str) -> None:
+        await asyncio.to_thread(self.path(relative).unlink, missing_ok=True)

@@ -1,0 +1,107 @@
+"""Posts and likes."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import insert_ignore
+from core.errors import UserError
+from core.feed.ranking import hot_score
+from core.gen.backend import GeneratedImage
+from core.models import Like, Person, Post, utcnow
+
+
+def parse_post_id(raw: str) -> int:
+    value = raw.strip().removeprefix("#")
+    if not value.isdigit() or len(value) > 18:
+        raise UserError(f"{raw.strip() or 'That'} is not a post number. Posts are written like #12.")
+    return int(value)
+
+
+async def visible_post(session: AsyncSession, post_id: int, viewer: Person | None) -> Post:
+    """A post the viewer may see: public ones, and their own private ones."""
+    post = await session.get(Post, post_id)
+    if post is None or (not post.is_public and (viewer is None or viewer.id != post.author_id)):
+        raise UserError(f"There is no post #{post_id}.")
+    return post
+
+
+async def create_post(
+    session: AsyncSession,
+    author: Person,
+    prompt: str,
+    image: GeneratedImage,
+    image_path: str,
+    *,
+    parent: Post | None = None,
+    visibility: str = "public",
+) -> Post:
+    created = utcnow()
+    post = Post(
+        author_id=author.id,
+        prompt=prompt,
+        revised_prompt=image.revised_prompt,
+        image_path=image_path,
+        width=image.width,
+        height=image.height,
+        seed=image.seed,
+        backend=image.backend,
+        model=image.model,
+        parent_id=parent.id if parent else None,
+        visibility=visibility,
+        like_count=0,
+        remix_count=0,
+        hot=hot_score(0, created),
+        created_at=created,
+    )
+    session.add(post)
+    if parent is not None:
+        await session.execute(update(Post).where(Post.id == parent.id).values(remix_count=Post.remix_count + 1))
+    await session.flush()
+    return post
+
+
+async def delete_post(session: AsyncSession, post: Post) -> bool:
+    """Deletes the post; returns whether its image file is now unused and may be removed."""
+    path = post.image_path
+    await session.delete(post)
+    await session.flush()
+    still_used = await session.scalar(select(Post.id).where(Post.image_path == path).limit(1))
+    return still_used is None
+
+
+async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool:
+    """Likes or unlikes; returns True when the post is now liked. Counts move atomically."""
+    inserted = await session.execute(insert_ignore(session, Like, post_id=post.id, person_id=person.id))
+    if inserted.rowcount == 1:
+        delta, liked = 1, True
+    else:
+        await session.execute(delete(Like).where(Like.post_id == post.id, Like.person_id == person.id))
+        delta, liked = -1, False
+    count = await session.scalar(
+        update(Post).where(Post.id == post.id).values(like_count=Post.like_count + delta).returning(Post.like_count)
+    )
+    post.like_count = int(count or 0)
+    post.hot = hot_score(post.like_count, post.created_at)
+    await session.flush()
+    return liked
+
+
+async def author_stats(session: AsyncSession, person_id: int) -> tuple[int, int]:
+    """(posts, likes received) over the person's public posts."""
+    row = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(Post.like_count), 0)).where(
+                Post.author_id == person_id, Post.visibility == "public"
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def latest_posts(session: AsyncSession, person_id: int, *, include_private: bool, limit: int = 5) -> list[Post]:
+    query = select(Post).where(Post.author_id == person_id)
+    if not include_private:
+        query = query.where(Post.visibility == "public")
+    return list(await session.scalars(query.order_by(Post.id.desc()).limit(limit)))
