@@ -1,0 +1,98 @@
+"""Test fixtures: a real database (SQLite file, or PostgreSQL from TEST_DATABASE_URL), migrated
+once per run and emptied after every test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.app import Core, bootstrap
+from core.config import Settings
+from core.db import create_engine, is_sqlite
+from core.migrate import upgrade
+from core.models import Base
+from tests.support import Chat
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+async def _create_pg_database(url: str) -> str:
+    """A throwaway database per run, so parallel runs on one server never meet."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg_database(url: str, scratch: str) -> None:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(scratch).database}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if TEST_DATABASE_URL:
+        url = await _create_pg_database(TEST_DATABASE_URL)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    yield url
+    if TEST_DATABASE_URL:
+        await _drop_pg_database(TEST_DATABASE_URL, url)
+
+
+async def empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        if is_sqlite(url):
+            for name in tables:
+                await conn.execute(text(f"DELETE FROM {name}"))
+        else:
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def settings(database_url: str, media_dir: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # a developer's .env must not change what the tests see
+        database_url=database_url,
+        media_dir=media_dir,
+        image_backend="local",
+        admins=("admin",),
+        prompt_max_chars=200,
+        generation_cooldown_seconds=0,
+    )
+
+
+@pytest.fixture
+async def core(settings: Settings, database_url: str) -> AsyncIterator[Core]:
+    app = await bootstrap(settings)
+    try:
+        yield app
+    finally:
+        await app.aclose()
+        await empty_tables(database_url)
+
+
+@pytest.fixture
+def chat(core: Core) -> Chat:
+    return Chat(core)
