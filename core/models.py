@@ -68,6 +68,8 @@ class Person(Base):
     handle: Mapped[str] = mapped_column(String(32), unique=True)
     display_name: Mapped[str] = mapped_column(String(64))
     bio: Mapped[str] = mapped_column(String(280), default="")
+    # Taken with a conditional UPDATE before each generation request: the cooldown, and a per-person lock.
+    last_generation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -136,3 +138,70 @@ class Like(Base):
     post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
     person_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GenerationJob(Base):
+    """One request for an image, persisted before any backend call; see core.gen.queue."""
+
+    __tablename__ = "generation_jobs"
+    __table_args__ = (
+        # The workers pick the oldest runnable job.
+        Index("ix_generation_jobs_status_id", "status", "id"),
+        # Quota and in-flight counts per person.
+        Index("ix_generation_jobs_person_status", "person_id", "status", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    person_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
+    prompt: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    aspect: Mapped[str] = mapped_column(String(8), default="1:1")
+    visibility: Mapped[str] = mapped_column(String(16), default="public")
+    parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    worker: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    post_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="SET NULL"))
+    # Where the person sees this job's progress (a core.messenger.MessageRef, encoded), and what it shows.
+    progress_ref: Mapped[str | None] = mapped_column(String(200))
+    shown_status: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """The outbox: one message the core sends on its own, written before it is attempted."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_platform_status_id", "platform", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)  # idempotency: one row per logical message
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # job, gallery, text, ...
+    payload: Mapped[str] = mapped_column(Text)  # JSON, rendered into a Reply at send time
+    person_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, skipped, uncertain, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_ref: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ModerationRefusal(Base):
+    """A prompt that moderation refused, kept for admins."""
+
+    __tablename__ = "moderation_refusals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
