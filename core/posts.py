@@ -14,7 +14,8 @@ from core.models import Like, Person, Post, utcnow
 
 def parse_post_id(raw: str) -> int:
     value = raw.strip().removeprefix("#")
-    if not value.isdigit() or len(value) > 18:
+    # isascii: str.isdigit() also accepts digits such as '²' that int() rejects.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise UserError(f"{raw.strip() or 'That'} is not a post number. Posts are written like #12.")
     return int(value)
 

@@ -63,6 +63,6 @@ def _value(words: list[str], i: int, option: str) -> str:
 
 
 def _seed(raw: str) -> int:
-    if not raw.isdigit() or int(raw) > MAX_SEED:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_SEED:
         raise UserError(f"--seed takes a whole number from 0 to {MAX_SEED}.")
     return int(raw)

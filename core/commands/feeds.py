@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import cards
+from core import cards, posts
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.feed.ranking import top_posts
@@ -14,8 +14,8 @@ def _cursor(args: str) -> tuple[int | None, int | None]:
     parts = args.split()
     if not parts:
         return None, None
-    if len(parts) == 2 and parts[0] in {"before", "after"} and parts[1].isdigit():
-        value = int(parts[1])
+    if len(parts) == 2 and parts[0] in {"before", "after"}:
+        value = posts.parse_post_id(parts[1])  # ASCII digits that fit a post id, or a clear error
         return (value, None) if parts[0] == "before" else (None, value)
     raise UserError("Usage: /feed (then use the Older and Newer buttons)")
 
@@ -25,7 +25,7 @@ async def feed(ctx: Context, args: str) -> list[Reply]:
     before, after = _cursor(args)
     page = await feed_page(ctx.session, ctx.person.id, before=before, after=after)
     if not page.posts:
-        if before or after:
+        if before is not None or after is not None:
             return [Reply(text="No more posts here. /feed starts again from the newest.")]
         return [Reply(text="Your feed is empty. Follow people with /follow @handle, or see /top.")]
     replies = [cards.card(view, ctx.core.media) for view in await cards.views(ctx.session, page.posts)]
