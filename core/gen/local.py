@@ -83,7 +83,11 @@ def palette(prompt: str, rng: random.Random) -> list[RGB]:
     # Words that name no colour still shape the palette, so different prompts look different.
     digest = hashlib.sha256(" ".join(words).encode()).digest()
     derived = [(digest[i], digest[i + 1], digest[i + 2]) for i in range(0, 15, 3)]
-    colours = (named + derived)[:5] if named else derived
+    if named:
+        # Pull the word-derived colours most of the way to the named ones, so "red" reads as red.
+        tint = tuple(sum(c[i] for c in named) // len(named) for i in range(3))
+        derived = [tuple(int(d * 0.25 + t * 0.75) for d, t in zip(c, tint, strict=True)) for c in derived]  # type: ignore[misc]
+    colours = (named + derived)[:5]
     brightness, saturation = 1.0, 1.0
     for word in words:
         if word in MOODS:
