@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings, console=settings.telegram_bot_token is None and settings.discord_bot_token is None)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings))
+        try:
+            asyncio.run(serve(settings))
+        except ConfigError as exc:  # found while building the core, e.g. a backend that needs a key
+            print(exc, file=sys.stderr)
+            return 2
     return 0
 
 

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class ConfigError(Exception):
@@ -57,6 +59,23 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_database_url(cls, value: str) -> str:
+        # Checked here so a wrong URL is one line at start-up, not a traceback from the engine.
+        # The messages never echo the URL: it may hold a password.
+        drivers = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL (for example sqlite+aiosqlite:///data/app.db)") from None
+        backend = url.get_backend_name()
+        if backend not in drivers:
+            raise ValueError("use SQLite or PostgreSQL (sqlite+aiosqlite:///... or postgresql+asyncpg://...)")
+        if url.get_driver_name() != drivers[backend]:
+            raise ValueError(f"use the async driver: {backend}+{drivers[backend]}://...")
         return value
 
     @field_validator("log_level")

@@ -1,0 +1,186 @@
+"""Settings: defaults, the environment, and one clear line for a bad value (also from `python -m bots`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.config import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting may leak in from the developer's shell."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(name, raising=False)
+
+
+def load(**overrides: object) -> Settings:
+    return load_settings(_env_file=None, **overrides)
+
+
+def test_defaults() -> None:
+    settings = load()
+    assert settings.database_url == "sqlite+aiosqlite:///data/app.db"
+    assert settings.media_dir == Path("data/media")
+    assert settings.image_backend == "auto"
+    assert settings.admins == ()
+    assert settings.prompt_max_chars == 1000
+    assert settings.daily_quota == 50
+    assert settings.default_timezone == "UTC"
+    assert settings.log_level == "INFO"
+    assert settings.openai_api_key is None
+    assert settings.telegram_bot_token is None and settings.discord_bot_token is None
+    assert not settings.uses_openai
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAILY_QUOTA", "7")
+    monkeypatch.setenv("DEFAULT_TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("MEDIA_DIR", "/srv/media")
+    settings = load()
+    assert settings.daily_quota == 7
+    assert settings.default_timezone == "Europe/Berlin"
+    assert settings.log_level == "DEBUG"
+    assert settings.media_dir == Path("/srv/media")
+
+
+def test_a_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("DAILY_QUOTA=3\nPROMPT_MAX_CHARS=99\n")
+    monkeypatch.setenv("DAILY_QUOTA", "4")
+    settings = load_settings(_env_file=env_file)
+    assert settings.daily_quota == 4 and settings.prompt_max_chars == 99
+
+
+def test_auto_backend_uses_openai_only_with_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGE_BACKEND", "auto")
+    assert not load().uses_openai
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    with_key = load()
+    assert with_key.uses_openai
+    assert with_key.openai_api_key is not None and "sk-test" not in repr(with_key)  # a secret stays hidden
+    monkeypatch.setenv("IMAGE_BACKEND", "local")
+    assert not load().uses_openai
+
+
+def test_the_local_backend_is_built_without_a_key() -> None:
+    from core.app import make_backend
+    from core.gen.local import LocalBackend
+
+    assert isinstance(make_backend(load(image_backend="auto")), LocalBackend)
+    assert isinstance(make_backend(load(image_backend="local", openai_api_key="sk-x")), LocalBackend)
+
+
+def test_admins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMINS", " alice, @Bob ,telegram:42,, ")
+    settings = load()
+    assert settings.admins == ("alice", "@Bob", "telegram:42")
+    assert settings.is_admin("alice") and settings.is_admin("bob") and settings.is_admin("BOB")
+    assert settings.is_admin("someone", ("telegram:42",))
+    assert not settings.is_admin("carol", ("discord:42",))
+    monkeypatch.setenv("ADMINS", "")
+    assert load().admins == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DAILY_QUOTA", "abc", "valid integer"),
+        ("DAILY_QUOTA", "-1", "greater than or equal to 0"),
+        ("DEFAULT_TIMEZONE", "Mars/Base", "Mars/Base"),
+        ("PROMPT_MAX_CHARS", "0", "greater than or equal to 1"),
+        ("IMAGE_BACKEND", "magic", "'auto', 'local' or 'openai'"),
+        ("LOG_LEVEL", "loud", "DEBUG, INFO, WARNING or ERROR"),
+        ("GENERATION_COOLDOWN_SECONDS", "soon", "valid number"),
+        ("DATABASE_URL", "nonsense", "database URL"),
+        ("DATABASE_URL", "sqlite:///data/app.db", "sqlite+aiosqlite"),
+        ("DATABASE_URL", "mysql+aiomysql://u@h/db", "SQLite or PostgreSQL"),
+    ],
+)
+def test_an_invalid_value_gives_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load()
+    message = str(caught.value)
+    assert message.startswith(f"Invalid setting {name}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_a_database_password_never_appears_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://user:hunter2@db/app")
+    with pytest.raises(ConfigError) as caught:
+        load()
+    assert "hunter2" not in str(caught.value)
+
+
+def bots_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment: no tokens or keys from the developer's shell, a throwaway database."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT"}}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        MEDIA_DIR=str(tmp_path / "media"),
+        IMAGE_BACKEND="local",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DAILY_QUOTA", "abc"),
+        ("DEFAULT_TIMEZONE", "Mars/Base"),
+        ("DATABASE_URL", "nonsense"),
+        ("DATABASE_URL", "postgresql+psycopg2://u@127.0.0.1/db"),
+    ],
+)
+def test_python_m_bots_with_a_bad_setting_prints_that_one_line_and_exits(tmp_path: Path, name: str, value: str) -> None:
+    monkeypatch_env = bots_env(tmp_path, **{name: value})
+    expected = ""
+    try:
+        load_settings(_env_file=None, **{name.lower(): value})
+    except ConfigError as exc:
+        expected = str(exc)
+    assert expected.startswith(f"Invalid setting {name}: ")
+    done = subprocess.run(
+        [sys.executable, "-m", "bots"],
+        cwd=ROOT,
+        env=monkeypatch_env,
+        input="/start\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr == expected + "\n"
+    assert done.stdout == ""
+    assert not (tmp_path / "app.db").exists()  # nothing was started
+
+
+def test_python_m_bots_refuses_the_openai_backend_without_a_key(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bots"],
+        cwd=ROOT,
+        env=bots_env(tmp_path, IMAGE_BACKEND="openai"),
+        input="/start\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Invalid setting OPENAI_API_KEY"), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
