@@ -1,13 +1,16 @@
-"""The composition root and the entry point every adapter calls: `Core.handle` and `Core.press`."""
+"""The composition root and the entry points every adapter calls: `Core.handle`, `Core.press`,
+`Core.answer`; and the port adapters plug into: `register_messenger`, `register_gallery`,
+`progress_shown`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import commands, people
+from core import commands, gallery, outbox, people
 from core.actor import Actor
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
@@ -15,9 +18,12 @@ from core.errors import UserError
 from core.gen.backend import ImageBackend
 from core.gen.local import LocalBackend
 from core.gen.media import MediaStore
+from core.gen.progress import JobProgressRenderer
+from core.gen.queue import GenerationQueue, QueueSettings
 from core.gen.service import ImageService
+from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
-from core.models import Person
+from core.models import GenerationJob, Person, Post
 from core.replies import Ask, Reply
 
 log = logging.getLogger(__name__)
@@ -48,24 +54,73 @@ class Core:
         self.media = media
         self.backend = backend
         self.images = ImageService(backend, media)
+        self.galleries: list[tuple[str, str]] = []
+        self.outbox = outbox.Outbox(self.sessions)
+        self.outbox.add_renderer("job", JobProgressRenderer(media))
+        self.outbox.add_renderer("post", gallery.PostRenderer(media))
+        self.outbox.on_unreachable = self.mark_unreachable
+        self.queue = GenerationQueue(
+            self.sessions,
+            self.images,
+            QueueSettings(
+                concurrency=settings.generation_concurrency,
+                per_person=settings.generation_per_person,
+                max_attempts=settings.generation_max_attempts,
+                timeout=settings.generation_timeout_seconds,
+            ),
+            on_progress=self._job_progress,
+            on_published=self._published,
+            on_committed=self.outbox.wake,
+        )
 
-    async def handle(self, actor: Actor, line: str) -> list[Reply]:
+    # --- what adapters call ---------------------------------------------------------------
+
+    async def handle(self, actor: Actor, line: str, *, request_id: str | None = None) -> list[Reply]:
         """A typed message. Anything that is not a command gets a hint."""
         parsed = parse_line(line)
         if parsed is None:
             return [Reply(text="Send /imagine <prompt> to create an image, or /help to see everything.")]
-        return await self.run(actor, parsed.name, parsed.args, via_button=False)
+        return await self.run(actor, parsed.name, parsed.args, via_button=False, request_id=request_id)
 
-    async def press(self, actor: Actor, action: str) -> list[Reply]:
+    async def press(self, actor: Actor, action: str, *, request_id: str | None = None) -> list[Reply]:
         """A button press; its action id is a command line without the slash."""
         name, _, args = action.strip().partition(" ")
-        return await self.run(actor, name.lower(), args, via_button=True)
+        return await self.run(actor, name.lower(), args, via_button=True, request_id=request_id)
 
-    async def answer(self, actor: Actor, ask: Ask, text: str) -> list[Reply]:
+    async def answer(self, actor: Actor, ask: Ask, text: str, *, request_id: str | None = None) -> list[Reply]:
         """The person's text in answer to an `Ask`."""
-        return await self.run(actor, ask.command, f"{ask.prefix} {text}".strip(), via_button=False)
+        line = f"{ask.prefix} {text}".strip()
+        return await self.run(actor, ask.command, line, via_button=False, request_id=request_id)
 
-    async def run(self, actor: Actor, name: str, args: str, *, via_button: bool) -> list[Reply]:
+    def register_messenger(self, messenger: Messenger) -> None:
+        """Let the core send on its own through this platform (progress, galleries, digests)."""
+        self.outbox.register(messenger)
+
+    def register_gallery(self, platform: str, chat_id: str) -> None:
+        self.galleries.append((platform, chat_id))
+
+    async def progress_shown(self, job_id: int, ref: MessageRef) -> None:
+        """The adapter sent a job's progress reply as message `ref`; keep it up to date from now on."""
+        async with self.sessions() as session:
+            job = await session.get(GenerationJob, job_id)
+            if job is None:
+                return
+            job.progress_ref = ref.encode()
+            job.shown_status = job.shown_status or "queued"
+            await self._job_progress(session, job)
+            await session.commit()
+        self.outbox.wake(ref.platform)
+
+    async def mark_unreachable(self, platform: str, chat_id: str) -> None:
+        async with self.sessions() as session:
+            await outbox.mark_unreachable(session, platform, chat_id)
+            await session.commit()
+
+    # --- running commands -------------------------------------------------------------------
+
+    async def run(
+        self, actor: Actor, name: str, args: str, *, via_button: bool, request_id: str | None = None
+    ) -> list[Reply]:
         found = commands.COMMANDS.get(name)
         if found is None:
             return [Reply(text=f"Unknown command /{name}. Send /help to see what I can do.")]
@@ -73,14 +128,8 @@ class Core:
             person = await self._person(actor)
             async with self.sessions() as session:
                 person = await session.merge(person, load=False)
-                ctx = commands.Context(
-                    self,
-                    session,
-                    actor,
-                    person,
-                    via_button,
-                    self.settings.is_admin(person.handle, (actor.platform_id,)),
-                )
+                admin = self.settings.is_admin(person.handle, (actor.platform_id,))
+                ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
                 replies = await found.handler(ctx, args)
                 await session.commit()
             for effect in ctx.after_commit:
@@ -100,7 +149,39 @@ class Core:
                 await session.commit()
             return person
 
+    # --- background work --------------------------------------------------------------------
+
+    async def _job_progress(self, session: AsyncSession, job: GenerationJob) -> None:
+        if job.progress_ref is None or job.shown_status == job.status:
+            return
+        ref = MessageRef.decode(job.progress_ref)
+        await outbox.add(
+            session,
+            key=f"job:{job.id}:{job.status}:{job.attempts}",
+            platform=ref.platform,
+            chat_id=ref.chat_id,
+            kind="job",
+            payload={"job": job.id},
+            person_id=job.person_id,
+        )
+
+    async def _published(self, session: AsyncSession, post: Post) -> None:
+        await gallery.publish(session, self.galleries, post)
+
+    async def start(self) -> None:
+        """Start the generation workers and the outbox senders."""
+        await self.queue.start()
+        await self.outbox.start()
+
+    async def drain(self) -> None:
+        """Wait until no generation is queued or running and the outbox has sent what it can.
+        Callers bound it with `asyncio.timeout`. It polls the database: the work may be another process's."""
+        while not (await self.queue.idle() and await self.outbox.idle()):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
     async def aclose(self) -> None:
+        await self.queue.stop()
+        await self.outbox.stop()
         await self.backend.aclose()
         await self.engine.dispose()
 
@@ -114,7 +195,8 @@ def make_backend(settings: Settings) -> ImageBackend:
 
 
 async def bootstrap(settings: Settings, *, backend: ImageBackend | None = None) -> Core:
-    """Build the core: engine, schema migrations, media store and image backend."""
+    """Build the core: engine, schema migrations, media store and image backend. Call `start()`
+    to run the background workers."""
     engine = create_engine(settings.database_url)
     await upgrade(engine)
     return Core(settings, engine, backend or make_backend(settings), MediaStore(settings.media_dir))

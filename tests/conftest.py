@@ -86,6 +86,7 @@ def settings(database_url: str, media_dir: Path) -> Settings:
 @pytest.fixture
 async def core(settings: Settings, database_url: str) -> AsyncIterator[Core]:
     app = await bootstrap(settings)
+    await app.start()
     try:
         yield app
     finally:

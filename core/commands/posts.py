@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from core import cards, posts
+from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
-from core.models import Post
 from core.prompts import ImagineOptions, parse_imagine
 from core.replies import Ask, Reply
-
-
-async def _publish(ctx: Context, options: ImagineOptions, parent: Post | None = None) -> list[Reply]:
-    stored = await ctx.core.images.create(options.prompt, options.seed_or_random(), options.aspect, ctx.person.handle)
-    visibility = "private" if options.private else "public"
-    post = await posts.create_post(
-        ctx.session, ctx.person, options.prompt, stored.image, stored.path, parent=parent, visibility=visibility
-    )
-    [view] = await cards.views(ctx.session, [post])
-    return [cards.card(view, ctx.core.media)]
 
 
 def _post_and_rest(args: str, usage: str) -> tuple[int, str]:
@@ -30,7 +20,7 @@ def _post_and_rest(args: str, usage: str) -> tuple[int, str]:
 @command("imagine", "/imagine <prompt>", "create an image and post it (--ar 16:9, --seed 42, --private)")
 async def imagine(ctx: Context, args: str) -> list[Reply]:
     options = parse_imagine(args, ctx.core.settings.prompt_max_chars)
-    return await _publish(ctx, options)
+    return await request_image(ctx, options)
 
 
 @command("remix", "/remix <post> <prompt>", "make your own take on a post, crediting its author")
@@ -41,14 +31,14 @@ async def remix(ctx: Context, args: str) -> list[Reply]:
         question = f"Describe your remix of #{parent.id} (the original: {cards.preview_line(parent)})"
         return [Reply(text=question, ask=Ask(question, "remix", str(parent.id), parent.prompt[:100]))]
     options = parse_imagine(rest, ctx.core.settings.prompt_max_chars, "/remix #12 <prompt>")
-    return await _publish(ctx, options, parent)
+    return await request_image(ctx, options, parent)
 
 
 @command("vary", "/vary <post>", "the same prompt with a new seed, as a new post", hidden=True)
 async def vary(ctx: Context, args: str) -> list[Reply]:
     post_id, _ = _post_and_rest(args, "/vary #12")
     parent = await posts.visible_post(ctx.session, post_id, ctx.person)
-    return await _publish(ctx, ImagineOptions(parent.prompt, private=not parent.is_public), parent)
+    return await request_image(ctx, ImagineOptions(parent.prompt, private=not parent.is_public), parent)
 
 
 @command("like", "/like <post>", "like a post, or take your like back")

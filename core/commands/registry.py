@@ -24,6 +24,7 @@ class Context:
     person: Person
     via_button: bool  # pressed a button rather than typed the command
     is_admin: bool
+    request_id: str | None = None  # the platform's id for this message or press, for idempotency
     # Side effects outside the database (deleting files) that must wait until the commit succeeds.
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

@@ -1,0 +1,68 @@
+"""Turning an image request into a queued generation job, and /quota."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from core.commands.registry import Context, command
+from core.gen import jobs
+from core.gen.progress import job_reply
+from core.models import Post, utcnow
+from core.prompts import ImagineOptions
+from core.replies import Reply
+
+
+def _idempotency_key(ctx: Context) -> str:
+    if ctx.request_id:
+        return f"{ctx.actor.platform}:{ctx.actor.chat_id}:{ctx.request_id}"
+    return f"once:{uuid.uuid4().hex}"
+
+
+async def request_image(ctx: Context, options: ImagineOptions, parent: Post | None = None) -> list[Reply]:
+    """Check and queue the request; the reply is a progress message the adapter keeps up to date."""
+    settings = ctx.core.settings
+    job = await jobs.enqueue(
+        ctx.session,
+        ctx.person,
+        jobs.JobRequest(
+            prompt=options.prompt,
+            seed=options.seed_or_random(),
+            aspect=options.aspect,
+            visibility="private" if options.private else "public",
+            parent_id=parent.id if parent else None,
+        ),
+        _idempotency_key(ctx),
+        quota=None if ctx.is_admin else settings.daily_quota,
+        cooldown=0 if ctx.is_admin else settings.generation_cooldown_seconds,
+        zone=settings.default_timezone,
+    )
+
+    async def wake_workers() -> None:
+        ctx.core.queue.wake()
+
+    ctx.after_commit.append(wake_workers)
+    return [await job_reply(ctx.session, job, ctx.core.media)]
+
+
+def _until(delta: timedelta) -> str:
+    minutes = max(1, int(delta.total_seconds() // 60))
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+@command("quota", "/quota", "how many images you can still make today")
+async def quota(ctx: Context, args: str) -> list[Reply]:
+    settings = ctx.core.settings
+    limit = None if ctx.is_admin else settings.daily_quota
+    status = await jobs.quota_status(ctx.session, ctx.person.id, limit, settings.default_timezone)
+    if status.limit is None:
+        return [Reply(text=f"You are an admin: no daily limit. {status.used} images today.")]
+    resets = status.resets_at.strftime("%H:%M %Z")
+    lines = [
+        f"You have made {status.used} of {status.limit} images today; {status.left} left.",
+        f"The count resets at {resets} (in {_until(status.resets_at - utcnow())}).",
+    ]
+    if settings.generation_cooldown_seconds:
+        lines.append(f"Between two images, wait {settings.generation_cooldown_seconds:g} s.")
+    lines.append("Images that fail don't count.")
+    return [Reply(text="\n".join(lines))]

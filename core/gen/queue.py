@@ -1,0 +1,279 @@
+"""The generation queue: workers that turn persisted jobs into posts.
+
+A job is claimed with a conditional UPDATE (queued -> running, stamped with this worker's id) and
+completed in one transaction that creates the post and marks the job done only if this worker
+still owns it, so a retry or a restart never makes two posts for one request. Failures that may
+pass (429, 5xx, timeouts) are retried with exponential backoff and jitter, honouring Retry-After;
+the rest fail at once, and a failed job never counts against the quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core import posts
+from core.gen.backend import GenerationError
+from core.gen.service import ImageService, StoredImage
+from core.models import GenerationJob, Person, Post, utcnow
+
+log = logging.getLogger(__name__)
+
+JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
+PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 120.0
+QUOTA_NOTE = " Your quota was not used."
+
+
+class Breaker(Protocol):
+    """What the queue needs of a circuit breaker (core.gen.breaker)."""
+
+    def allow(self) -> bool: ...
+    def record_success(self) -> None: ...
+    def record_failure(self) -> None: ...
+    @property
+    def reopens_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    concurrency: int = 4
+    per_person: int = 2
+    max_attempts: int = 5
+    timeout: float = 180.0
+    poll_seconds: float = 1.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before attempt number `attempt + 1`, with ±20 % jitter."""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+class GenerationQueue:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        images: ImageService,
+        config: QueueSettings,
+        *,
+        on_progress: JobHook,
+        on_published: PostHook,
+        breaker: Breaker | None = None,
+        on_committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sessions = sessions
+        self.images = images
+        self.config = config
+        self.on_progress = on_progress
+        self.on_published = on_published
+        self.breaker = breaker
+        self.on_committed = on_committed  # progress rows were written: wake the outbox
+        self.worker_id = f"w-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._claim_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        await self.recover()
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"generation-{i}") for i in range(self.config.concurrency)
+        ]
+
+    async def recover(self) -> int:
+        """Queue again the jobs a crash left running. This assumes one generation process at a time;
+        a second one would only duplicate the work, never the post (see _complete)."""
+        async with self.sessions() as session:
+            result = await session.execute(
+                update(GenerationJob)
+                .where(GenerationJob.status == "running")
+                .values(status="queued", worker=None, not_before=utcnow())
+            )
+            await session.commit()
+        if result.rowcount:
+            log.info("requeued %d generation jobs left running by a crash", result.rowcount)
+        return int(result.rowcount or 0)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking jobs; jobs still running after the grace period are cut off and will be
+        queued again by the next start."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tasks = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _work(self) -> None:
+        while not self._stopping:
+            try:
+                job = await self._claim()
+            except Exception:
+                log.exception("claiming a generation job failed")
+                job = None
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+                continue
+            await self._process(job)
+            self._wake.set()  # a per-person slot is free again
+
+    async def _claim(self) -> GenerationJob | None:
+        now = utcnow()
+        busy = (
+            select(GenerationJob.person_id)
+            .where(GenerationJob.status == "running")
+            .group_by(GenerationJob.person_id)
+            .having(func.count() >= self.config.per_person)
+        )
+        due = (
+            select(GenerationJob.id)
+            .where(
+                GenerationJob.status == "queued",
+                GenerationJob.not_before <= now,
+                GenerationJob.person_id.not_in(busy),
+            )
+            .order_by(GenerationJob.id)
+            .limit(1)
+        )
+        async with self._claim_lock, self.sessions() as session:
+            job = await session.scalar(
+                update(GenerationJob)
+                .where(GenerationJob.id.in_(due.scalar_subquery()), GenerationJob.status == "queued")
+                .values(status="running", worker=self.worker_id, attempts=GenerationJob.attempts + 1)
+                .returning(GenerationJob)
+                .execution_options(synchronize_session=False)
+            )
+            if job is not None:
+                await self.on_progress(session, job)
+            await session.commit()
+        if job is not None:
+            self.on_committed()
+        return job
+
+    async def _process(self, job: GenerationJob) -> None:
+        if self.breaker is not None and not self.breaker.allow():
+            await self._requeue(job, self.breaker.reopens_at or utcnow() + timedelta(seconds=30), undo_attempt=True)
+            return
+        try:
+            async with self.sessions() as session:
+                author = await session.scalar(select(Person.handle).where(Person.id == job.person_id)) or ""
+            stored = await asyncio.wait_for(
+                self.images.create(job.prompt, job.seed, job.aspect, author), self.config.timeout + 5
+            )
+        except GenerationError as exc:
+            await self._failed(job, str(exc), retryable=exc.retryable, retry_after=exc.retry_after)
+        except TimeoutError:
+            await self._failed(job, "The image service took too long to answer.", retryable=True)
+        except Exception:
+            log.exception("generation job %s failed", job.id)
+            await self._failed(job, "Something went wrong while making the image.", retryable=True)
+        else:
+            if self.breaker is not None:
+                self.breaker.record_success()
+            await self._complete(job, stored)
+
+    def _owned(self, job: GenerationJob) -> list[object]:
+        return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
+
+    async def _complete(self, job: GenerationJob, stored: StoredImage) -> None:
+        async with self.sessions() as session:
+            author = await session.get(Person, job.person_id)
+            parent = await session.get(Post, job.parent_id) if job.parent_id else None
+            if author is None:
+                return
+            post = await posts.create_post(
+                session, author, job.prompt, stored.image, stored.path, parent=parent, visibility=job.visibility
+            )
+            result = await session.execute(
+                update(GenerationJob)
+                .where(*self._owned(job))
+                .values(status="done", post_id=post.id, finished_at=utcnow(), error=None)
+            )
+            if result.rowcount != 1:
+                # Another worker took this job over (a restart while we ran): its post is the one.
+                await session.rollback()
+                log.warning("generation job %s was taken over; dropping our result", job.id)
+                return
+            finished = await session.get(GenerationJob, job.id, populate_existing=True)
+            assert finished is not None
+            await self.on_progress(session, finished)
+            if post.is_public:
+                await self.on_published(session, post)
+            await session.commit()
+        self.on_committed()
+
+    async def _failed(
+        self, job: GenerationJob, message: str, *, retryable: bool, retry_after: float | None = None
+    ) -> None:
+        if retryable and self.breaker is not None:
+            self.breaker.record_failure()
+        if retryable and job.attempts < self.config.max_attempts:
+            delay = retry_after if retry_after is not None else backoff(job.attempts)
+            log.info("generation job %s: %s; retrying in %.1f s", job.id, message, delay)
+            await self._requeue(job, utcnow() + timedelta(seconds=delay), error=message)
+            return
+        final = message if not retryable else f"{message} I gave up after {job.attempts} attempts."
+        async with self.sessions() as session:
+            result = await session.execute(
+                update(GenerationJob)
+                .where(*self._owned(job))
+                .values(status="failed", error=final + QUOTA_NOTE, finished_at=utcnow())
+            )
+            if result.rowcount == 1:
+                failed = await session.get(GenerationJob, job.id, populate_existing=True)
+                assert failed is not None
+                await self.on_progress(session, failed)
+            await session.commit()
+        self.on_committed()
+
+    async def _requeue(
+        self, job: GenerationJob, when: datetime, *, error: str | None = None, undo_attempt: bool = False
+    ) -> None:
+        async with self.sessions() as session:
+            attempts = GenerationJob.attempts - 1 if undo_attempt else GenerationJob.attempts
+            await session.execute(
+                update(GenerationJob)
+                .where(*self._owned(job))
+                .values(status="queued", worker=None, not_before=when, error=error, attempts=attempts)
+            )
+            await session.commit()
+
+    async def wait_for(self, job_id: int) -> GenerationJob:
+        """Until the job is done or failed (tests, the console at end of input). Callers bound it
+        with `asyncio.timeout`."""
+        while True:
+            async with self.sessions() as session:
+                job = await session.get(GenerationJob, job_id)
+            if job is None:
+                raise LookupError(f"no generation job {job_id}")
+            if job.status in ("done", "failed"):
+                return job
+            await asyncio.sleep(0.02)
+
+    async def idle(self) -> bool:
+        async with self.sessions() as session:
+            active = await session.scalar(
+                select(GenerationJob.id).where(GenerationJob.status.in_(("queued", "running"))).limit(1)
+            )
+        return active is None

@@ -1,0 +1,288 @@
+"""The outbox: everything the core sends on its own (progress edits, gallery posts, digests,
+notifications) is a `Delivery` row written before it is attempted, then sent by one paced sender
+per platform.
+
+Each row is claimed with a conditional UPDATE (pending -> sending), so two processes never send
+the same row. A row whose send may or may not have happened (a read timeout, or a crash while it
+was "sending") becomes "uncertain" and is not repeated: a visible duplicate is worse than a gap
+an operator can see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db import insert_ignore
+from core.messenger import DeliveryUncertain, MessageRef, Messenger, RetryLater, Unreachable
+from core.models import Delivery, Identity, utcnow
+from core.replies import Reply
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+MAX_ATTEMPTS = 5
+STALE_SENDING = timedelta(minutes=2)  # no single send takes this long; such a row was cut off by a crash
+DEFAULT_RATE = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    reply: Reply
+    edit: MessageRef | None = None  # edit this message instead of sending a new one
+
+
+class Renderer(Protocol):
+    """Turns one kind of delivery into a message at send time, so it shows current data."""
+
+    async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
+        """None: nothing to send any more (the post was deleted, the progress is already shown)."""
+        ...
+
+    async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
+        """Called in the transaction that marks the row sent."""
+        ...
+
+
+async def add(
+    session: AsyncSession,
+    *,
+    key: str,
+    platform: str,
+    chat_id: str,
+    kind: str,
+    payload: dict[str, Any],
+    person_id: int | None = None,
+) -> None:
+    """Queue one message; a second add with the same key is ignored."""
+    now = utcnow()
+    await session.execute(
+        insert_ignore(
+            session,
+            Delivery,
+            key=key,
+            platform=platform,
+            chat_id=chat_id,
+            kind=kind,
+            payload=json.dumps(payload),
+            person_id=person_id,
+            status="pending",
+            attempts=0,
+            not_before=now,
+            created_at=now,
+        )
+    )
+
+
+@dataclass
+class _Sender:
+    messenger: Messenger
+    limiter: AsyncLimiter
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Outbox:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], poll_seconds: float = 1.0) -> None:
+        self.sessions = sessions
+        self.poll_seconds = poll_seconds
+        self.renderers: dict[str, Renderer] = {}
+        self._senders: dict[str, _Sender] = {}
+        self._stopping = False
+        self._started = False
+        self.on_unreachable: Callable[[str, str], Awaitable[None]] | None = None
+
+    def add_renderer(self, kind: str, renderer: Renderer) -> None:
+        self.renderers[kind] = renderer
+
+    def register(self, messenger: Messenger) -> None:
+        rate = float(getattr(messenger, "rate_per_second", DEFAULT_RATE))
+        sender = _Sender(messenger, AsyncLimiter(rate, 1.0))
+        self._senders[messenger.platform] = sender
+        if not self._stopping and self._started:
+            sender.task = asyncio.create_task(self._run(sender), name=f"outbox-{messenger.platform}")
+
+    async def start(self) -> None:
+        await self._recover_stale()
+        self._started = True
+        for sender in self._senders.values():
+            if sender.task is None:
+                sender.task = asyncio.create_task(self._run(sender), name=f"outbox-{sender.messenger.platform}")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self._stopping = True
+        tasks = [s.task for s in self._senders.values() if s.task is not None]
+        for sender in self._senders.values():
+            sender.wake.set()
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def wake(self, platform: str | None = None) -> None:
+        for name, sender in self._senders.items():
+            if platform is None or name == platform:
+                sender.wake.set()
+
+    async def _recover_stale(self) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.status == "sending", Delivery.claimed_at < utcnow() - STALE_SENDING)
+                .values(status="uncertain", error="interrupted while sending")
+            )
+            await session.commit()
+
+    async def _claim(self, platform: str) -> list[Delivery]:
+        now = utcnow()
+        async with self.sessions() as session:
+            due = (
+                select(Delivery.id)
+                .where(Delivery.platform == platform, Delivery.status == "pending", Delivery.not_before <= now)
+                .order_by(Delivery.id)
+                .limit(BATCH)
+            )
+            rows = await session.scalars(
+                update(Delivery)
+                .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == "pending")
+                .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1)
+                .returning(Delivery)
+                .execution_options(synchronize_session=False)
+            )
+            claimed = sorted(rows.all(), key=lambda d: d.id)
+            await session.commit()
+            return claimed
+
+    async def _run(self, sender: _Sender) -> None:
+        platform = sender.messenger.platform
+        while not self._stopping:
+            try:
+                batch = await self._claim(platform)
+            except Exception:
+                log.exception("outbox claim failed for %s", platform)
+                batch = []
+            if not batch:
+                sender.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sender.wake.wait(), self.poll_seconds)
+                continue
+            for index, delivery in enumerate(batch):
+                if self._stopping:
+                    await self._release(batch[index:])
+                    return
+                pause = await self._deliver(sender, delivery)
+                if pause:
+                    await self._release(batch[index + 1 :])
+                    await asyncio.sleep(pause)
+                    break
+
+    async def _release(self, rows: list[Delivery]) -> None:
+        """Give back claimed rows that were not attempted."""
+        if not rows:
+            return
+        async with self.sessions() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_([r.id for r in rows]), Delivery.status == "sending")
+                .values(status="pending", attempts=Delivery.attempts - 1)
+            )
+            await session.commit()
+
+    async def _deliver(self, sender: _Sender, delivery: Delivery) -> float:
+        """Send one row; returns seconds to pause the whole platform (after a 429), else 0."""
+        payload = json.loads(delivery.payload)
+        renderer = self.renderers.get(delivery.kind)
+        async with self.sessions() as session:
+            outgoing = await renderer.render(session, delivery, payload) if renderer else None
+        if outgoing is None:
+            await self._finish(delivery, "skipped", error="nothing to send")
+            return 0.0
+        await sender.limiter.acquire()
+        try:
+            if outgoing.edit is not None:
+                ref = await sender.messenger.edit(outgoing.edit, outgoing.reply)
+            else:
+                ref = await sender.messenger.send(delivery.chat_id, outgoing.reply)
+        except RetryLater as exc:
+            await self._retry(delivery, exc.retry_after, str(exc), count_attempt=False)
+            return exc.retry_after
+        except Unreachable as exc:
+            await self._finish(delivery, "skipped", error=f"unreachable: {exc}")
+            if self.on_unreachable is not None:
+                await self.on_unreachable(delivery.platform, delivery.chat_id)
+            return 0.0
+        except DeliveryUncertain as exc:
+            await self._finish(delivery, "uncertain", error=str(exc) or "no answer")
+            return 0.0
+        except Exception as exc:
+            log.exception("delivery %s failed", delivery.key)
+            if delivery.attempts >= MAX_ATTEMPTS:
+                await self._finish(delivery, "failed", error=repr(exc)[:500])
+            else:
+                backoff = min(300.0, 2.0**delivery.attempts) * random.uniform(0.8, 1.2)
+                await self._retry(delivery, backoff, repr(exc)[:500], count_attempt=True)
+            return 0.0
+        async with self.sessions() as session:
+            if renderer is not None:
+                await renderer.sent(session, delivery, payload, ref)
+            await self._mark(session, delivery, "sent", sent_ref=ref.encode())
+            await session.commit()
+        return 0.0
+
+    async def _finish(self, delivery: Delivery, status: str, *, error: str | None = None) -> None:
+        async with self.sessions() as session:
+            await self._mark(session, delivery, status, error=error)
+            await session.commit()
+
+    @staticmethod
+    async def _mark(session: AsyncSession, delivery: Delivery, status: str, **values: Any) -> None:
+        await session.execute(
+            update(Delivery).where(Delivery.id == delivery.id).values(status=status, sent_at=utcnow(), **values)
+        )
+
+    async def _retry(self, delivery: Delivery, delay: float, error: str, *, count_attempt: bool) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery.id)
+                .values(
+                    status="pending",
+                    not_before=utcnow() + timedelta(seconds=delay),
+                    error=error,
+                    attempts=Delivery.attempts if count_attempt else Delivery.attempts - 1,
+                )
+            )
+            await session.commit()
+
+    async def idle(self) -> bool:
+        """No row is waiting for a platform that has a sender."""
+        platforms = list(self._senders)
+        if not platforms:
+            return True
+        async with self.sessions() as session:
+            busy = await session.scalar(
+                select(Delivery.id)
+                .where(Delivery.platform.in_(platforms), Delivery.status.in_(("pending", "sending")))
+                .limit(1)
+            )
+        return busy is None
+
+
+async def mark_unreachable(session: AsyncSession, platform: str, chat_id: str) -> None:
+    await session.execute(
+        update(Identity).where(Identity.platform == platform, Identity.chat_id == chat_id).values(unreachable=True)
+    )
