@@ -38,6 +38,7 @@ async def run_console(core: Core) -> None:
 async def serve(settings: Settings) -> None:
     core = await bootstrap(settings)
     try:
+        await core.start()
         await run_console(core)
     finally:
         await core.aclose()

@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     admins: Annotated[tuple[str, ...], NoDecode] = ()
     prompt_max_chars: int = Field(default=1000, ge=1, le=32000)
     daily_quota: int = Field(default=50, ge=0)
-    generation_cooldown_seconds: float = Field(default=10.0, ge=0)
+    # Seconds between one person's requests; unset means 10 for a paid remote backend, 0 for the offline one.
+    generation_cooldown_seconds: float | None = Field(default=None, ge=0)
     default_timezone: str = "UTC"
     log_level: str = "INFO"
 
@@ -40,9 +41,24 @@ class Settings(BaseSettings):
     generation_per_person: int = Field(default=2, ge=1)
     generation_max_attempts: int = Field(default=5, ge=1)
     blocklist: Annotated[tuple[str, ...], NoDecode] = ()
+    # Prompt moderation with OpenAI's moderations endpoint (only when an API key is set).
+    openai_moderation: bool = True
+    openai_moderation_model: str = "omni-moderation-latest"
+    moderation_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Circuit breaker around the image service: open after N retryable failures in a row, for a cool-down.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
 
     # Messengers
     telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str | None = None  # a self-hosted Bot API server, e.g. http://127.0.0.1:8081
+    telegram_gallery_chat_id: str | None = None  # a channel (or group) where every public post is published
+    telegram_webhook_url: str | None = None  # the public HTTPS URL; unset means long polling
+    telegram_webhook_secret: SecretStr | None = None  # generated at start-up when unset
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = Field(default=8443, ge=0, le=65535)
+    # Telegram allows about 30 messages a second overall; stay below it.
+    telegram_messages_per_second: float = Field(default=25.0, gt=0, le=30)
     discord_bot_token: SecretStr | None = None
 
     @field_validator("admins", "blocklist", mode="before")
@@ -84,6 +100,12 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("use DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @property
+    def cooldown_seconds(self) -> float:
+        if self.generation_cooldown_seconds is not None:
+            return self.generation_cooldown_seconds
+        return 10.0 if self.uses_openai else 0.0
 
     @property
     def uses_openai(self) -> bool:

@@ -8,6 +8,7 @@ import getpass
 import sys
 from typing import TextIO
 
+from bots.console.messenger import ConsoleMessenger
 from bots.console.render import render
 from core.actor import Actor
 from core.app import Core
@@ -24,6 +25,8 @@ class ConsoleChat:
         self.actor = self._actor(name or getpass.getuser() or "me")
         self.pending: Ask | None = None
         self.actions: set[str] = set()  # the buttons shown so far; typing one presses it
+        self.messenger = ConsoleMessenger(self.write, self._remember_buttons)
+        core.register_messenger(self.messenger)
 
     @staticmethod
     def _actor(name: str) -> Actor:
@@ -45,7 +48,7 @@ class ConsoleChat:
         else:
             self.pending = None
             replies = await self.core.handle(self.actor, text)
-        self.show(replies)
+        await self.show(replies)
 
     def _switch(self, name: str) -> None:
         if not name:
@@ -54,12 +57,21 @@ class ConsoleChat:
         self.actor, self.pending = self._actor(name), None
         self.write(f"{BOT}> You are now {self.actor.user_id}.")
 
-    def show(self, replies: list[Reply]) -> None:
+    def _remember_buttons(self, reply: Reply) -> None:
+        self.actions.update(button.action for row in reply.buttons for button in row)
+
+    async def show(self, replies: list[Reply]) -> None:
         for reply in replies:
-            self.actions.update(button.action for row in reply.buttons for button in row)
+            self._remember_buttons(reply)
             if reply.ask is not None:
                 self.pending = reply.ask
             self.write(render(reply, BOT))
+            if reply.job_id is not None:
+                # From here on the core edits this message as the image is made. A terminal chat is
+                # one conversation at a time, so wait for the image before reading the next line.
+                await self.core.progress_shown(reply.job_id, self.messenger.new_ref(self.actor.chat_id or "console"))
+                await self.core.queue.wait_for(reply.job_id)
+                await self.core.drain()
 
     def write(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -75,3 +87,5 @@ class ConsoleChat:
             if not raw:
                 break
             await self.line(raw)
+        # End of input: let the images in progress finish and their messages arrive, then exit.
+        await self.core.drain()

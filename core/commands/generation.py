@@ -34,7 +34,7 @@ async def request_image(ctx: Context, options: ImagineOptions, parent: Post | No
         ),
         _idempotency_key(ctx),
         quota=None if ctx.is_admin else settings.daily_quota,
-        cooldown=0 if ctx.is_admin else settings.generation_cooldown_seconds,
+        cooldown=0 if ctx.is_admin else settings.cooldown_seconds,
         zone=settings.default_timezone,
     )
 
@@ -62,7 +62,7 @@ async def quota(ctx: Context, args: str) -> list[Reply]:
         f"You have made {status.used} of {status.limit} images today; {status.left} left.",
         f"The count resets at {resets} (in {_until(status.resets_at - utcnow())}).",
     ]
-    if settings.generation_cooldown_seconds:
-        lines.append(f"Between two images, wait {settings.generation_cooldown_seconds:g} s.")
+    if settings.cooldown_seconds:
+        lines.append(f"Between two images, wait {settings.cooldown_seconds:g} s.")
     lines.append("Images that fail don't count.")
     return [Reply(text="\n".join(lines))]
