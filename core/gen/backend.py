@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -27,13 +28,38 @@ class GeneratedImage:
     revised_prompt: str | None = None
 
 
-class GenerationError(Exception):
-    """The backend could not make the image. `retryable` says whether trying again may help."""
+class ErrorKind(StrEnum):
+    """Why a generation failed, so the queue can treat each cause differently (compares equal to its string)."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    CONTENT_POLICY = "content_policy"  # the service refused the prompt; never retry
+    QUOTA_EXHAUSTED = "quota_exhausted"  # the account is out of credit; retrying will not help until topped up
+    RATE_LIMITED = "rate_limited"  # too many requests; retry after `retry_after` seconds
+    SERVER = "server"  # 5xx or a malformed answer; retry
+    TIMEOUT = "timeout"  # no answer in time; retry
+    CONNECTION = "connection"  # the service could not be reached; retry
+    CIRCUIT_OPEN = "circuit_open"  # our circuit breaker is refusing calls for a while; retry after `retry_after`
+    AUTH = "auth"  # the API key was rejected; an admin must fix the configuration
+    REJECTED = "rejected"  # any other 4xx: the request itself is wrong; never retry
+    UNKNOWN = "unknown"
+
+
+class GenerationError(Exception):
+    """The backend could not make the image. `retryable` says whether trying again may help.
+
+    The message is safe to show a person: no secrets, no stack trace."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        kind: ErrorKind | str = ErrorKind.UNKNOWN,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = ErrorKind(kind)
 
 
 class ImageBackend(Protocol):
