@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.cards import plural
 from core.db import insert_ignore
 from core.errors import UserError
 from core.models import GenerationJob, Person, utcnow
@@ -64,12 +65,10 @@ async def take_cooldown(session: AsyncSession, person: Person, cooldown: float) 
     until commit, serialises one person's concurrent requests so the quota count below is exact."""
     now = utcnow()
     cutoff = now - timedelta(seconds=cooldown)
+    due = or_(Person.last_generation_at.is_(None), Person.last_generation_at <= cutoff) if cooldown > 0 else true()
     result = await session.execute(
         update(Person)
-        .where(
-            Person.id == person.id,
-            or_(Person.last_generation_at.is_(None), Person.last_generation_at <= cutoff),
-        )
+        .where(Person.id == person.id, due)
         .values(last_generation_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -102,7 +101,7 @@ async def enqueue(
         status = await quota_status(session, person.id, quota, zone)
         if status.used >= quota:
             raise UserError(
-                f"You have used all {quota} images for today. "
+                f"You have used all {plural(quota, 'image')} for today. "
                 f"More at {status.resets_at.strftime('%H:%M %Z')}; see /quota."
             )
     await session.execute(

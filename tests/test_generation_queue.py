@@ -1,0 +1,253 @@
+"""The persistent generation queue: progress, idempotency, quotas, limits, retries and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from core.app import Core, bootstrap
+from core.config import Settings
+from core.gen.backend import GeneratedImage, GenerationError, ImageRequest
+from core.gen.local import LocalBackend
+from core.messenger import MessageRef
+from core.models import GenerationJob, Post
+from core.replies import Reply
+from tests.conftest import empty_tables
+from tests.support import Chat, actor
+
+
+class ScriptedBackend:
+    """An ImageBackend whose answers the test scripts: failures first, then the offline image.
+    `gate` (when set) holds every generation until the test opens it."""
+
+    name = "scripted"
+    model = "scripted-1"
+    honours_seed = True
+    sizes = LocalBackend.sizes
+
+    def __init__(self, failures: list[GenerationError] | None = None) -> None:
+        self.failures = list(failures or [])
+        self.gate: asyncio.Event | None = None
+        self.calls = 0
+        self.running = 0
+        self.max_running = 0
+        self._local = LocalBackend()
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        self.calls += 1
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.failures:
+                raise self.failures.pop(0)
+            image = await self._local.generate(request)
+            return replace(image, backend=self.name, model=self.model)
+        finally:
+            self.running -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RecordingMessenger:
+    """A Messenger that keeps what the core sent and edited, in order."""
+
+    platform = "console"
+    rate_per_second = 1000.0
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Reply]] = []
+        self._next = 100
+
+    async def send(self, chat_id: str, reply: Reply) -> MessageRef:
+        self._next += 1
+        self.events.append(("send", chat_id, reply))
+        return MessageRef(self.platform, chat_id, str(self._next))
+
+    async def edit(self, ref: MessageRef, reply: Reply) -> MessageRef:
+        self.events.append(("edit", ref.message_id, reply))
+        return ref
+
+
+@pytest.fixture
+async def make_core(settings: Settings, database_url: str) -> AsyncIterator:
+    """Build extra cores on the test database with their own backend and settings."""
+    made: list[Core] = []
+
+    async def build(backend: ScriptedBackend, start: bool = True, **overrides: object) -> Core:
+        app = await bootstrap(settings.model_copy(update=overrides), backend=backend)
+        if start:
+            await app.start()
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        await app.aclose()
+    await empty_tables(database_url)
+
+
+async def count(core: Core, model: type, *where: object) -> int:
+    async with core.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_imagine_replies_with_progress_then_the_core_edits_it_into_the_post(chat: Chat) -> None:
+    messenger = RecordingMessenger()
+    chat.core.register_messenger(messenger)
+    [progress] = await chat.say("alice", "/imagine a red fox in the snow")
+    assert progress.job_id is not None and "Queued, number 1" in progress.text
+    await chat.core.progress_shown(progress.job_id, MessageRef("console", "chat-alice", "7"))
+    job = await chat.finish([progress])
+    async with asyncio.timeout(10):
+        await chat.core.drain()
+    edits = [reply for kind, message_id, reply in messenger.events if kind == "edit" and message_id == "7"]
+    assert edits, messenger.events
+    final = edits[-1]
+    assert final.post_id == job.post_id and final.image is not None and final.image.path.exists()
+    assert final.edit and any(b.action == f"like {job.post_id}" for row in final.buttons for b in row)
+
+
+async def test_the_same_request_delivered_twice_makes_one_job_and_one_post(chat: Chat) -> None:
+    who = actor("alice")
+    first = await chat.core.handle(who, "/imagine a fox", request_id="msg-42")
+    second = await chat.core.handle(who, "/imagine a fox", request_id="msg-42")
+    assert first[0].job_id == second[0].job_id
+    await chat.finish(first)
+    assert await count(chat.core, Post) == 1
+    assert await count(chat.core, GenerationJob) == 1
+
+
+async def test_quota_holds_under_concurrent_requests_from_one_person(make_core, settings: Settings) -> None:
+    core = await make_core(ScriptedBackend(), daily_quota=3)
+    chat = Chat(core)
+    await chat.say("alice", "/start")
+    replies = await asyncio.gather(*(chat.say("alice", f"/imagine fox number {i}") for i in range(10)))
+    accepted = [r[0] for r in replies if r[0].job_id is not None]
+    refused = [r[0] for r in replies if r[0].job_id is None]
+    assert len(accepted) == 3
+    assert all("used all 3 images for today" in r.text for r in refused), [r.text for r in refused]
+    assert await count(core, GenerationJob) == 3
+    quota = await chat.text("alice", "/quota")
+    assert "3 of 3" in quota and "0 left" in quota
+
+
+async def test_a_failed_job_does_not_use_quota(make_core) -> None:
+    refusal = GenerationError("Your prompt was refused by the content policy.", retryable=False)
+    core = await make_core(ScriptedBackend([refusal]), daily_quota=1)
+    chat = Chat(core)
+    job = await chat.finish(await chat.say("alice", "/imagine something"))
+    assert job.status == "failed" and "content policy" in (job.error or "")
+    assert "quota was not used" in (job.error or "")
+    assert await chat.post("alice", "a calm lake") > 0  # the one image of the day is still there
+
+
+async def test_cooldown_between_requests_is_enforced_and_admins_are_exempt(make_core) -> None:
+    core = await make_core(ScriptedBackend(), generation_cooldown_seconds=60)
+    chat = Chat(core)
+    await chat.say("alice", "/imagine one")
+    assert "Please wait" in await chat.text("alice", "/imagine two")
+    await chat.say("admin", "/imagine one")
+    assert "Queued" in await chat.text("admin", "/imagine two")
+    assert "no daily limit" in await chat.text("admin", "/quota")
+
+
+async def test_retryable_failures_are_retried_with_backoff_and_retry_after(make_core) -> None:
+    failures = [
+        GenerationError("busy", retryable=True, retry_after=0.05),
+        GenerationError("server error", retryable=True, retry_after=0.05),
+    ]
+    backend = ScriptedBackend(failures)
+    core = await make_core(backend)
+    core.queue.config = replace(core.queue.config, poll_seconds=0.02)
+    chat = Chat(core)
+    job = await chat.finish(await chat.say("alice", "/imagine a stubborn fox"))
+    assert job.status == "done" and job.attempts == 3
+    assert backend.calls == 3
+    assert await count(core, Post) == 1
+
+
+async def test_a_job_gives_up_after_the_configured_attempts(make_core) -> None:
+    failures = [GenerationError("server error", retryable=True, retry_after=0.01) for _ in range(5)]
+    core = await make_core(ScriptedBackend(failures), generation_max_attempts=2)
+    core.queue.config = replace(core.queue.config, poll_seconds=0.02)
+    chat = Chat(core)
+    job = await chat.finish(await chat.say("alice", "/imagine doomed"))
+    assert job.status == "failed" and job.attempts == 2
+    assert "gave up after 2 attempts" in (job.error or "")
+    assert await count(core, Post) == 0
+
+
+async def test_per_person_and_global_concurrency_limits(make_core) -> None:
+    backend = ScriptedBackend()
+    backend.gate = asyncio.Event()
+    core = await make_core(backend, generation_concurrency=3, generation_per_person=1)
+    chat = Chat(core)
+    for i in range(3):
+        await chat.say("alice", f"/imagine alice {i}")
+    for i in range(3):
+        await chat.say("bob", f"/imagine bob {i}")
+    await asyncio.sleep(0.3)
+    async with core.sessions() as session:
+        running = (
+            await session.execute(
+                select(GenerationJob.person_id, func.count())
+                .where(GenerationJob.status == "running")
+                .group_by(GenerationJob.person_id)
+            )
+        ).all()
+    assert sorted(n for _, n in running) == [1, 1]  # one each, though three workers are free
+    backend.gate.set()
+    async with asyncio.timeout(20):
+        await core.drain()
+    assert await count(core, Post) == 6
+    assert backend.max_running <= 2
+
+
+async def test_a_crash_mid_generation_is_recovered_with_no_loss_and_no_duplicate(make_core) -> None:
+    stuck = ScriptedBackend()
+    stuck.gate = asyncio.Event()
+    first = await make_core(stuck)
+    chat = Chat(first)
+    jobs = [(await chat.say(name, f"/imagine {name}'s fox"))[0].job_id for name in ("alice", "bob", "carol")]
+    await asyncio.sleep(0.2)
+    assert await count(first, GenerationJob, GenerationJob.status == "running") == 3
+
+    # A second process starts while the first is still stuck (as after a crash and restart):
+    second = await make_core(ScriptedBackend())
+    async with asyncio.timeout(20):
+        await second.drain()
+    # ...then the first one wakes up and finishes its stale work: it must not post again.
+    stuck.gate.set()
+    await asyncio.sleep(0.3)
+    assert await count(second, Post) == 3
+    async with second.sessions() as session:
+        done = (await session.scalars(select(GenerationJob).where(GenerationJob.id.in_(jobs)))).all()
+    assert {j.status for j in done} == {"done"}
+    assert len({j.post_id for j in done}) == 3
+
+
+async def test_unknown_and_bad_requests_create_no_job(chat: Chat) -> None:
+    for line in ("/imagine", "/imagine   ", "/imagine " + "x" * 201, "/imagine fox --ar 5:4", "/imagine fox --seed -1"):
+        replies = await chat.say("alice", line)
+        assert replies[0].job_id is None, line
+    assert await count(chat.core, GenerationJob) == 0
+
+
+async def test_gallery_gets_every_public_post_once_and_never_a_private_one(chat: Chat) -> None:
+    messenger = RecordingMessenger()
+    chat.core.register_messenger(messenger)
+    chat.core.register_gallery("console", "gallery")
+    public = await chat.post("alice", "a public fox")
+    await chat.finish(await chat.say("alice", "/imagine a secret fox --private"))
+    async with asyncio.timeout(10):
+        await chat.core.drain()
+    sent = [reply for kind, chat_id, reply in messenger.events if kind == "send" and chat_id == "gallery"]
+    assert [r.post_id for r in sent] == [public]
+    assert sent[0].image is not None
