@@ -65,7 +65,7 @@ async def make_plan(core: Core, count: int, seed: int) -> Plan:
     rng = random.Random(seed)
     now = utcnow()
     async with core.sessions() as session:
-        people = dict((await session.execute(select(Person.id, Person.handle).order_by(Person.id))).tuples().all())
+        people = dict((await session.execute(select(Person.id, Person.handle).order_by(Person.id))).all())
         ids = list(people)
         # Viewers follow someone: an empty feed is a different, cheaper answer than the one measured.
         active = sorted(set(await session.scalars(select(Follow.follower_id).distinct())))
@@ -77,9 +77,9 @@ async def make_plan(core: Core, count: int, seed: int) -> Plan:
             )
         )
         fan_counts = select(Follow.followee_id, func.count()).group_by(Follow.followee_id)
-        fans = dict((await session.execute(fan_counts)).tuples().all())
+        fans = dict((await session.execute(fan_counts)).all())
         theirs = select(Follow.follower_id, Follow.followee_id).where(Follow.follower_id.in_(viewer_ids))
-        followed = (await session.execute(theirs)).tuples().all()
+        followed = (await session.execute(theirs)).all()
     if deep is None or not recent:
         raise BenchError("the network has no posts in the benchmark's windows; rebuild it with --rebuild")
     weights = [fans.get(pid, 0) + 1 for pid in ids]

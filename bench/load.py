@@ -39,7 +39,7 @@ def describe(shape: Shape, seed: int) -> str:
 
 async def read_meta(conn: AsyncConnection) -> dict[str, str]:
     await conn.execute(text(META_DDL))
-    return dict((await conn.execute(text("SELECT key, value FROM bench_meta"))).tuples().all())
+    return dict((await conn.execute(text("SELECT key, value FROM bench_meta"))).all())
 
 
 async def write_meta(conn: AsyncConnection, values: dict[str, str]) -> None:
