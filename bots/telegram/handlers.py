@@ -1,0 +1,95 @@
+"""Telegram updates turned into core calls: commands, answers to questions, button presses."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Chat, Update
+from telegram.error import NetworkError, TelegramError
+from telegram.ext import ApplicationHandlerStop
+
+from bots.telegram.context import BotContext
+from bots.telegram.delivery import Origin, answer_press, deliver, take_ask
+from bots.telegram.messenger import PLATFORM
+from core.actor import Actor
+from core.app import OOPS
+
+log = logging.getLogger(__name__)
+
+
+def actor_of(update: Update) -> Actor | None:
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return None
+    return Actor(PLATFORM, str(user.id), chat_id=str(chat.id), username=user.username, display_name=user.full_name)
+
+
+async def skip_repeats(update: Update, context: BotContext) -> None:
+    """Telegram may deliver an update twice (a retried webhook, say): handle it once."""
+    if not context.seen.add(update.update_id):
+        log.info("update %s arrived again; ignored", update.update_id)
+        raise ApplicationHandlerStop
+
+
+async def note_contact(update: Update, context: BotContext) -> None:
+    """Someone who writes or presses can be reached again, even after blocking the bot once."""
+    if update.effective_user is not None:
+        context.messenger.reachable_again(str(update.effective_user.id))
+
+
+async def command(update: Update, context: BotContext) -> None:
+    """Any core command, /imagine or /follow@thisbot alike: the core parses the line."""
+    message, actor = update.message, actor_of(update)
+    if message is None or actor is None or not message.text:
+        return
+    replies = await context.core.handle(actor, message.text, request_id=str(message.message_id))
+    await deliver(context, Origin.of_message(message, actor.user_id), replies)
+
+
+async def text(update: Update, context: BotContext) -> None:
+    """Plain text: the answer to a question asked with a reply prompt, or (in private) a hint."""
+    message, actor = update.message, actor_of(update)
+    if message is None or actor is None or not message.text:
+        return
+    replied = message.reply_to_message
+    chat_id = str(message.chat.id)
+    ask = take_ask(context.user_data, chat_id, str(replied.message_id) if replied else None)
+    if ask is None and message.chat.type != Chat.PRIVATE:
+        return  # chatter in a group is not for us
+    request_id = str(message.message_id)  # message ids are unique in a chat: a redelivery is recognised
+    if ask is not None:
+        replies = await context.core.answer(actor, ask, message.text, request_id=request_id)
+    else:
+        replies = await context.core.handle(actor, message.text, request_id=request_id)
+    await deliver(context, Origin.of_message(message, actor.user_id), replies)
+
+
+async def button(update: Update, context: BotContext) -> None:
+    """A button press; its callback data is the core's action id."""
+    query, actor = update.callback_query, actor_of(update)
+    if query is None:
+        return
+    if actor is None or not query.data:
+        await answer_press(query, None)
+        return
+    replies = await context.core.press(actor, query.data, request_id=f"press:{query.id}")
+    await deliver(context, Origin.of_press(query), replies)
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """Log what went wrong; the person gets one friendly line, never a stack trace."""
+    error = context.error
+    if isinstance(error, NetworkError):
+        log.warning("network error: %s", error)
+        return
+    log.error("error while handling an update", exc_info=error)
+    if not isinstance(update, Update):
+        return
+    if update.callback_query is not None:
+        await answer_press(update.callback_query, None)
+    chat = update.effective_chat
+    if chat is not None and chat.type == Chat.PRIVATE:
+        try:
+            await context.bot.send_message(chat.id, OOPS)
+        except TelegramError:
+            log.info("could not tell chat %s that something went wrong", chat.id)

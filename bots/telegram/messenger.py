@@ -1,0 +1,143 @@
+"""The core's Messenger port on Telegram: send and edit messages, with Telegram's errors turned
+into the core's delivery errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from telegram import Bot, Message, ReplyParameters
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError, TimedOut
+
+from bots.telegram import render
+from bots.telegram.limiter import retry_seconds
+from core.messenger import DeliveryError, DeliveryUncertain, MessageRef, RetryLater, Unreachable
+from core.replies import Reply
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+TEXT_MESSAGES_REMEMBERED = 2048
+
+MarkUnreachable = Callable[[str], Awaitable[None]]
+
+
+def chat_key(chat_id: str | int) -> int | str:
+    """Telegram takes numeric ids as numbers, and channels also as @username."""
+    try:
+        return int(chat_id)
+    except ValueError:
+        return str(chat_id)
+
+
+def is_private(chat_id: str) -> bool:
+    return isinstance(chat_key(chat_id), int) and int(chat_id) > 0
+
+
+@contextlib.asynccontextmanager
+async def delivery_errors(chat_id: str, on_blocked: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Telegram's errors as the core's: what the caller should do about a failed send."""
+    try:
+        yield
+    except Forbidden as exc:
+        await on_blocked()
+        raise Unreachable(f"chat {chat_id}: {exc.message}") from exc
+    except RetryAfter as exc:
+        raise RetryLater(retry_seconds(exc)) from exc
+    except TimedOut as exc:
+        raise DeliveryUncertain(f"chat {chat_id}: no answer from Telegram") from exc
+    except TelegramError as exc:
+        raise DeliveryError(f"chat {chat_id}: {exc.message}") from exc
+    except OSError as exc:  # the image file is gone
+        raise DeliveryError(f"chat {chat_id}: {exc}") from exc
+
+
+class TelegramMessenger:
+    platform = PLATFORM
+    rate_per_second = 25.0
+
+    def __init__(self, bot: Bot, mark_unreachable: MarkUnreachable | None = None) -> None:
+        self.bot = bot
+        self._mark_unreachable = mark_unreachable
+        self._blocked: set[str] = set()  # private chats that answered 403, until the person writes again
+        self._texts: OrderedDict[tuple[str, str], None] = OrderedDict()  # recent text messages we sent
+
+    def reachable_again(self, chat_id: str) -> None:
+        self._blocked.discard(chat_id)
+
+    async def send(
+        self, chat_id: str, reply: Reply, *, reply_to: int | None = None, selective: bool = True
+    ) -> MessageRef:
+        if chat_id in self._blocked:
+            raise Unreachable(f"chat {chat_id} blocked the bot")
+        async with delivery_errors(chat_id, lambda: self._blocked_by(chat_id)):
+            message = await self._send(chat_id, reply, reply_to, selective)
+        ref = MessageRef(PLATFORM, chat_id, str(message.message_id))
+        if reply.image is None:
+            self._remember_text(ref)
+        return ref
+
+    async def _send(self, chat_id: str, reply: Reply, reply_to: int | None, selective: bool) -> Message:
+        options: dict[str, Any] = {"reply_markup": render.markup(reply, selective=selective)}
+        if reply_to is not None:
+            options["reply_parameters"] = ReplyParameters(reply_to, allow_sending_without_reply=True)
+        if reply.image is None:
+            return await self.bot.send_message(chat_key(chat_id), render.message_text(reply), **options)
+        with reply.image.path.open("rb") as photo:
+            return await self.bot.send_photo(chat_key(chat_id), photo, caption=render.caption(reply), **options)
+
+    async def edit(self, ref: MessageRef, reply: Reply) -> MessageRef:
+        """Edit in place where Telegram can; a text message cannot become a photo, so it is
+        replaced: the photo is sent, then the text deleted."""
+        if reply.image is not None and (ref.chat_id, ref.message_id) in self._texts:
+            return await self._replace(ref, reply)
+        try:
+            async with delivery_errors(ref.chat_id, lambda: self._blocked_by(ref.chat_id)):
+                await self._edit(ref, reply)
+        except DeliveryError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, BadRequest) and "not modified" in cause.message:
+                return ref
+            if isinstance(cause, BadRequest) and reply.image is not None and "no caption" in cause.message:
+                return await self._replace(ref, reply)  # a text message we did not send in this run
+            raise
+        return ref
+
+    async def _edit(self, ref: MessageRef, reply: Reply) -> None:
+        chat, message_id = chat_key(ref.chat_id), int(ref.message_id)
+        keyboard = render.keyboard(reply)
+        if reply.image is not None:
+            await self.bot.edit_message_caption(chat, message_id, caption=render.caption(reply), reply_markup=keyboard)
+        else:
+            await self.bot.edit_message_text(render.message_text(reply), chat, message_id, reply_markup=keyboard)
+
+    async def _replace(self, ref: MessageRef, reply: Reply) -> MessageRef:
+        new = await self.send(ref.chat_id, reply)
+        await self.delete(ref)
+        return new
+
+    async def delete(self, ref: MessageRef) -> None:
+        self._texts.pop((ref.chat_id, ref.message_id), None)
+        try:
+            await self.bot.delete_message(chat_key(ref.chat_id), int(ref.message_id))
+        except TelegramError as exc:  # already gone, or too old to delete: the new message stands anyway
+            log.info("could not delete message %s in chat %s: %s", ref.message_id, ref.chat_id, exc.message)
+
+    async def _blocked_by(self, chat_id: str) -> None:
+        if not is_private(chat_id):
+            return
+        self._blocked.add(chat_id)
+        if self._mark_unreachable is None:
+            return
+        try:
+            await self._mark_unreachable(chat_id)
+        except Exception:  # the send failed either way; the flag is set again on the next 403
+            log.exception("could not mark chat %s unreachable", chat_id)
+
+    def _remember_text(self, ref: MessageRef) -> None:
+        self._texts[(ref.chat_id, ref.message_id)] = None
+        while len(self._texts) > TEXT_MESSAGES_REMEMBERED:
+            self._texts.popitem(last=False)

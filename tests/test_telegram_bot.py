@@ -1,0 +1,128 @@
+"""The real Telegram application, long polling a fake Bot API server over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core import commands
+from core.app import Core
+from core.config import Settings
+from tests.fakes.telegram_api import Call, ChatInfo, FakeTelegramAPI, RunningBot, User, start_bot
+
+ALICE = User(111, "Alice", "alice")
+BOB = User(222, "Bob", "bob")
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(core: Core, settings: Settings, api: FakeTelegramAPI) -> AsyncIterator[RunningBot]:
+    running = await start_bot(core, settings, api)
+    yield running
+    await running.close()
+
+
+async def reply_to(api: FakeTelegramAPI, user: User, line: str, method: str = "sendMessage") -> Call:
+    """Say `line` and wait for the bot's answer in the same chat."""
+    mark = len(api.calls)
+    api.say(user, line)
+    return await api.wait_for(method, lambda c: c.chat_id == str(user.id), after=mark)
+
+
+async def imagine(api: FakeTelegramAPI, user: User, prompt: str) -> Call:
+    return await reply_to(api, user, f"/imagine {prompt}", "sendPhoto")
+
+
+async def show(api: FakeTelegramAPI, user: User, photo: Call) -> tuple[Call, str]:
+    """`user` looks at the post in `photo` with /post, in their own chat; returns the shown post and its id."""
+    post_id = photo.result["caption"].split()[0].lstrip("#")
+    return await reply_to(api, user, f"/post {post_id}", "sendPhoto"), post_id
+
+
+async def test_start_is_answered_and_the_command_list_is_registered(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    [registered] = api.calls_of("setMyCommands")
+    assert [c["command"] for c in registered.params["commands"]] == [c.name for c in commands.listed()]
+    answer = await reply_to(api, ALICE, "/start")
+    assert "@alice" in answer.params["text"]
+
+
+async def test_imagine_shows_progress_that_ends_as_the_photo_post_with_its_keyboard(
+    bot: RunningBot, api: FakeTelegramAPI
+) -> None:
+    photo = await imagine(api, ALICE, "a red fox in the snow")
+    assert "a red fox in the snow" in photo.params["caption"]
+    assert photo.files["photo"][:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"RIFF")
+    post_id = photo.result["caption"].split()[0].lstrip("#")
+    assert photo.button_actions == [f"like {post_id}", f"remix {post_id}", f"vary {post_id}", "follow alice"]
+    # The progress message came first and is deleted: the chat ends with the photo post alone.
+    [progress] = api.calls_of("sendMessage", ALICE.id)
+    assert "a red fox in the snow" in progress.params["text"]
+    await api.wait_for("deleteMessage", lambda c: c.params["message_id"] == str(progress.result["message_id"]))
+    assert [m["message_id"] for (chat, _), m in api.messages.items() if chat == str(ALICE.id)] == [
+        photo.result["message_id"]
+    ]
+
+
+async def test_a_like_is_answered_and_the_count_on_the_button_updated(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    photo, post_id = await show(api, BOB, await imagine(api, ALICE, "a lighthouse"))
+    mark = len(api.calls)
+    api.press(BOB, photo.result, f"like {post_id}")
+    answered = await api.wait_for("answerCallbackQuery", after=mark)
+    assert "liked" in answered.params["text"]
+    edit = await api.wait_for("editMessageCaption", after=mark)
+    assert edit.button_labels[0] == "❤️ 1"
+    assert api.message(photo)["reply_markup"]["inline_keyboard"][0][0]["text"] == "❤️ 1"
+
+
+async def test_follow_feed_and_profile(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    await imagine(api, ALICE, "a quiet harbour at dawn")
+    followed = await reply_to(api, BOB, "/follow @alice")
+    assert "@alice" in followed.params["text"]
+    feed = await reply_to(api, BOB, "/feed", "sendPhoto")
+    assert "a quiet harbour at dawn" in feed.params["caption"]
+    profile = await reply_to(api, BOB, "/profile @alice")
+    assert "Alice (@alice)" in profile.params["text"]
+
+
+async def test_remix_asks_with_a_reply_prompt_and_takes_the_reply_as_the_prompt(
+    bot: RunningBot, api: FakeTelegramAPI
+) -> None:
+    photo, post_id = await show(api, BOB, await imagine(api, ALICE, "a castle on a hill"))
+    mark = len(api.calls)
+    api.press(BOB, photo.result, f"remix {post_id}")
+    question = await api.wait_for("sendMessage", lambda c: c.chat_id == str(BOB.id), after=mark)
+    assert question.params["reply_markup"]["force_reply"] is True
+    await api.wait_for("answerCallbackQuery", after=mark)
+    mark = len(api.calls)
+    api.say(BOB, "the castle at night", reply_to=question.result)
+    remix = await api.wait_for("sendPhoto", lambda c: c.chat_id == str(BOB.id), after=mark)
+    assert "the castle at night" in remix.params["caption"]
+    assert f"Remix of #{post_id} by @alice" in remix.params["caption"]
+
+
+async def test_a_group_command_with_the_bots_name_is_answered_in_the_group(
+    bot: RunningBot, api: FakeTelegramAPI
+) -> None:
+    group = ChatInfo(-4001, "group", "Painters")
+    mark = len(api.calls)
+    api.say(ALICE, "/start@other_bot", chat=group)  # for another bot: not ours to answer
+    command = api.say(ALICE, "/start@imagenet_test_bot", chat=group)
+    answer = await api.wait_for("sendMessage", lambda c: c.chat_id == str(group.id), after=mark)
+    assert "@alice" in answer.params["text"]
+    assert answer.params["reply_parameters"]["message_id"] == command["message"]["message_id"]
+    api.say(ALICE, "/profile@imagenet_test_bot", chat=group)
+    await api.wait_for("sendMessage", lambda c: "Alice (@alice)" in c.params["text"], after=mark)
+    assert len(api.calls_of("sendMessage", group.id)) == 2
+
+
+async def test_a_malformed_update_is_skipped_and_the_bot_goes_on(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    api.push({"message": {"text": "no chat, no date, no id"}})
+    api.push({"callback_query": "not an object"})
+    answer = await reply_to(api, ALICE, "/start")
+    assert "@alice" in answer.params["text"]
