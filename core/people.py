@@ -57,9 +57,10 @@ async def ensure_person(session: AsyncSession, actor: Actor) -> tuple[Person, bo
     """The person behind this actor, created on first contact. Returns (person, created)."""
     identity = await find_identity(session, actor)
     if identity is not None:
-        _touch(identity, actor)
         person = await session.get(Person, identity.person_id)
         assert person is not None
+        # Touch after the load: an autoflush would empty `session.dirty`, and the caller commits only when dirty.
+        _touch(identity, actor)
         return person, False
     return await _create_person(session, actor), True
 
