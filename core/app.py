@@ -16,8 +16,10 @@ from core.config import Settings
 from core.db import create_engine, create_sessionmaker
 from core.errors import UserError
 from core.gen.backend import ImageBackend
+from core.gen.breaker import CircuitBreaker
 from core.gen.local import LocalBackend
 from core.gen.media import MediaStore
+from core.gen.moderation import Moderator
 from core.gen.progress import JobProgressRenderer
 from core.gen.queue import GenerationQueue, QueueSettings
 from core.gen.service import ImageService
@@ -54,6 +56,8 @@ class Core:
         self.media = media
         self.backend = backend
         self.images = ImageService(backend, media)
+        self.moderator = Moderator(settings)
+        self.breaker = CircuitBreaker.from_settings(settings)
         self.galleries: list[tuple[str, str]] = []
         self.outbox = outbox.Outbox(self.sessions)
         self.outbox.add_renderer("job", JobProgressRenderer(media))
@@ -71,6 +75,7 @@ class Core:
             on_progress=self._job_progress,
             on_published=self._published,
             on_committed=self.outbox.wake,
+            breaker=self.breaker,
         )
 
     # --- what adapters call ---------------------------------------------------------------
@@ -182,6 +187,7 @@ class Core:
     async def aclose(self) -> None:
         await self.queue.stop()
         await self.outbox.stop()
+        await self.moderator.aclose()
         await self.backend.aclose()
         await self.engine.dispose()
 

@@ -17,6 +17,7 @@ from core.config import Settings
 from core.db import create_engine, is_sqlite
 from core.migrate import upgrade
 from core.models import Base
+from tests.fakes.openai_server import fake_openai  # noqa: F401  (a fixture, for every test module)
 from tests.support import Chat
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from core.commands.registry import Context, command
+from core.errors import UserError
 from core.gen import jobs
+from core.gen.breaker import BreakerState
 from core.gen.progress import job_reply
-from core.models import Post, utcnow
+from core.models import ModerationRefusal, Person, Post, utcnow
 from core.prompts import ImagineOptions
 from core.replies import Reply
 
@@ -19,9 +24,36 @@ def _idempotency_key(ctx: Context) -> str:
     return f"once:{uuid.uuid4().hex}"
 
 
+async def _refuse_if_paused(ctx: Context) -> None:
+    breaker = ctx.core.breaker
+    if breaker.state is BreakerState.OPEN:
+        wait = max(1, math.ceil(breaker.reopens_in or 0))
+        raise UserError(
+            f"The image service is failing right now, so new images are paused for about {wait} s. "
+            "Nothing was taken from your quota; please try again then."
+        )
+
+
+async def _moderate(ctx: Context, prompt: str) -> None:
+    """Refused prompts are kept for admins (in a transaction of their own: the request itself is dropped)."""
+    verdict = await ctx.core.moderator.check(prompt)
+    if verdict.allowed:
+        return
+    async with ctx.core.sessions() as session:
+        session.add(
+            ModerationRefusal(
+                person_id=ctx.person.id, prompt=prompt, reason=verdict.reason[:255], source=verdict.source
+            )
+        )
+        await session.commit()
+    raise UserError(verdict.reason)
+
+
 async def request_image(ctx: Context, options: ImagineOptions, parent: Post | None = None) -> list[Reply]:
     """Check and queue the request; the reply is a progress message the adapter keeps up to date."""
     settings = ctx.core.settings
+    await _refuse_if_paused(ctx)
+    await _moderate(ctx, options.prompt)
     job = await jobs.enqueue(
         ctx.session,
         ctx.person,
@@ -66,3 +98,24 @@ async def quota(ctx: Context, args: str) -> list[Reply]:
         lines.append(f"Between two images, wait {settings.cooldown_seconds:g} s.")
     lines.append("Images that fail don't count.")
     return [Reply(text="\n".join(lines))]
+
+
+@command("refusals", "/refusals", "admins: the latest prompts moderation refused", hidden=True)
+async def refusals(ctx: Context, args: str) -> list[Reply]:
+    if not ctx.is_admin:
+        raise UserError("Only admins can see refused prompts.")
+    rows = (
+        await ctx.session.execute(
+            select(ModerationRefusal, Person.handle)
+            .join(Person, Person.id == ModerationRefusal.person_id)
+            .order_by(ModerationRefusal.id.desc())
+            .limit(20)
+        )
+    ).all()
+    if not rows:
+        return [Reply(text="No refused prompts.")]
+    lines = [
+        f"{r.created_at:%Y-%m-%d %H:%M} UTC @{handle} ({r.source}): {r.reason} — “{r.prompt[:80]}”"
+        for r, handle in rows
+    ]
+    return [Reply(text="Refused prompts, newest first:\n" + "\n".join(lines))]

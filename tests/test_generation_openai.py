@@ -1,0 +1,169 @@
+"""The whole pipeline with the real `openai` SDK against the local fake images server:
+/imagine -> moderation -> persisted job -> OpenAI backend -> retries -> post."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from core.app import Core, bootstrap
+from core.config import Settings
+from core.models import GenerationJob, ModerationRefusal, Post
+from tests.conftest import empty_tables
+from tests.fakes.openai_server import (
+    FakeOpenAI,
+    content_policy,
+    flagged,
+    image_ok,
+    insufficient_quota,
+    rate_limited,
+    server_error,
+    slow,
+)
+from tests.support import Chat
+
+
+@pytest.fixture
+async def openai_core(settings: Settings, database_url: str, fake_openai: FakeOpenAI) -> AsyncIterator[Core]:
+    configured = settings.model_copy(
+        update={
+            "image_backend": "openai",
+            "openai_api_key": SecretStr("sk-test-not-a-real-key"),
+            "openai_base_url": fake_openai.base_url,
+            "openai_image_model": "gpt-image-2",
+            "generation_timeout_seconds": 0.5,
+            "breaker_failure_threshold": 3,
+            "breaker_cooldown_seconds": 30,
+            "blocklist": ("gore",),
+            "daily_quota": 5,
+        }
+    )
+    core = await bootstrap(configured)
+    core.queue.config = replace(core.queue.config, poll_seconds=0.02, backoff_base=0.05)
+    await core.start()
+    yield core
+    await core.aclose()
+    await empty_tables(database_url)
+
+
+async def jobs(core: Core) -> list[GenerationJob]:
+    async with core.sessions() as session:
+        return list(await session.scalars(select(GenerationJob).order_by(GenerationJob.id)))
+
+
+async def test_an_openai_image_becomes_a_post_with_the_revised_prompt(
+    openai_core: Core, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script_images(image_ok(revised_prompt="A red fox standing in fresh snow"))
+    chat = Chat(openai_core)
+    post_id = await chat.post("alice", "a red fox in the snow --ar 16:9")
+    async with openai_core.sessions() as session:
+        post = await session.get(Post, post_id)
+    assert post is not None
+    assert post.backend == "openai" and post.model == "gpt-image-2"
+    assert post.revised_prompt == "A red fox standing in fresh snow"
+    sent = fake_openai.image_requests[-1]
+    assert sent["model"] == "gpt-image-2" and sent["prompt"] == "a red fox in the snow"
+    width, height = (int(v) for v in sent["size"].split("x"))
+    assert abs(width / height - 16 / 9) < 0.02
+    assert openai_core.media.path(post.image_path).exists()
+
+
+async def test_a_429_is_retried_after_its_retry_after(openai_core: Core, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script_images(rate_limited(retry_after="1"), image_ok())
+    chat = Chat(openai_core)
+    started = time.monotonic()
+    await chat.post("alice", "a patient fox")
+    assert time.monotonic() - started >= 0.9
+    [job] = await jobs(openai_core)
+    assert job.status == "done" and job.attempts == 2
+    assert len(fake_openai.image_requests) == 2
+
+
+async def test_a_500_and_a_timeout_are_retried_and_make_one_post(openai_core: Core, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script_images(server_error(500), slow(3.0), image_ok())
+    chat = Chat(openai_core)
+    await chat.post("alice", "a persistent fox")
+    [job] = await jobs(openai_core)
+    assert job.status == "done" and job.attempts == 3
+    async with openai_core.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Post)) == 1
+
+
+async def test_a_content_policy_refusal_is_told_plainly_not_retried_and_costs_no_quota(
+    openai_core: Core,
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.script_images(content_policy())
+    chat = Chat(openai_core)
+    job = await chat.finish(await chat.say("alice", "/imagine something the model refuses"))
+    assert job.status == "failed" and job.attempts == 1
+    assert "content policy" in (job.error or "").lower()
+    assert len(fake_openai.image_requests) == 1
+    assert "0 of 5" in await chat.text("alice", "/quota")
+
+
+async def test_an_exhausted_account_is_not_retried(openai_core: Core, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script_images(insufficient_quota())
+    chat = Chat(openai_core)
+    job = await chat.finish(await chat.say("alice", "/imagine a fox"))
+    assert job.status == "failed" and job.attempts == 1
+    assert len(fake_openai.image_requests) == 1
+
+
+async def test_the_circuit_breaker_pauses_new_requests_and_says_why(openai_core: Core, fake_openai: FakeOpenAI) -> None:
+    fake_openai.default_image = server_error(503)
+    chat = Chat(openai_core)
+    openai_core.queue.config = replace(openai_core.queue.config, max_attempts=3)
+    job = await chat.finish(await chat.say("alice", "/imagine a fox in a storm"))
+    assert job.status == "failed"
+    reply = await chat.text("bob", "/imagine another fox")
+    assert "paused" in reply and "quota" in reply
+    async with openai_core.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(GenerationJob)) == 1
+
+
+async def test_moderation_refusals_are_told_recorded_and_shown_to_admins(
+    openai_core: Core,
+    fake_openai: FakeOpenAI,
+) -> None:
+    chat = Chat(openai_core)
+    blocked = await chat.text("alice", "/imagine lots of GORE please")
+    assert "not allowed" in blocked
+    fake_openai.script_moderation(flagged("violence"))
+    flagged_reply = await chat.text("bob", "/imagine something violent")
+    assert "flagged" in flagged_reply and "violence" in flagged_reply
+    assert fake_openai.image_requests == []
+    async with openai_core.sessions() as session:
+        refusals = list(await session.scalars(select(ModerationRefusal).order_by(ModerationRefusal.id)))
+        assert await session.scalar(select(func.count()).select_from(GenerationJob)) == 0
+    assert [(r.source, r.prompt) for r in refusals] == [
+        ("blocklist", "lots of GORE please"),
+        ("openai", "something violent"),
+    ]
+    assert "Only admins" in await chat.text("alice", "/refusals")
+    listing = await chat.text("admin", "/refusals")
+    assert "@alice (blocklist)" in listing and "@bob (openai)" in listing
+
+
+async def test_a_restart_requeues_running_openai_jobs(
+    openai_core: Core, fake_openai: FakeOpenAI, settings: Settings
+) -> None:
+    fake_openai.script_images(slow(2.0))
+    chat = Chat(openai_core)
+    [progress] = await chat.say("alice", "/imagine a fox that survives a restart")
+    await asyncio.sleep(0.2)
+    await openai_core.queue.stop(grace=0)  # the process dies mid-request
+    assert (await jobs(openai_core))[0].status == "running"
+    fake_openai.script_images(image_ok())
+    await openai_core.queue.start()  # and starts again
+    job = await chat.finish([progress])
+    assert job.status == "done"
+    async with openai_core.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Post)) == 1
