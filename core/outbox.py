@@ -177,6 +177,8 @@ class Outbox:
                 batch = []
             if not batch:
                 sender.wake.clear()
+                if self._stopping:  # stop() may have set the event while we were claiming
+                    break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sender.wake.wait(), self.poll_seconds)
                 continue

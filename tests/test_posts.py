@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from core.models import Like, Post
+from core.models import GenerationJob, Like, Post
 from core.replies import MAX_ACTION_BYTES, Reply
 from tests.support import Chat, actor
 
@@ -38,6 +38,13 @@ async def row(chat: Chat, post_id: int) -> Post | None:
 async def count(chat: Chat, model: type) -> int:
     async with chat.core.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def made(chat: Chat, replies: list[Reply]) -> int:
+    """The post a queued generation (started by `replies`) ends up as."""
+    job = await chat.finish(replies)
+    assert job.status == "done" and job.post_id is not None, job.error
+    return job.post_id
 
 
 def actions(reply: Reply) -> list[str]:
@@ -97,6 +104,7 @@ async def test_bad_imagine_input_gets_one_clear_line_and_writes_nothing(
     assert expected in replies[0].text
     assert "\n" not in replies[0].text and replies[0].post_id is None and replies[0].image is None
     assert await count(chat, Post) == 0
+    assert await count(chat, GenerationJob) == 0  # nothing queued either
     assert media_files(media_dir) == []
 
 
@@ -138,15 +146,15 @@ async def test_a_private_post_is_seen_only_by_its_author(chat: Chat) -> None:
 
 async def test_remix_links_to_the_parent_credits_its_author_and_counts(chat: Chat) -> None:
     parent = await chat.post("alice", "a red fox in the snow")
-    [reply] = await chat.say("bob", f"/remix #{parent} a blue fox in the rain")
-    assert reply.post_id is not None and reply.post_id != parent
-    remix = await card(chat, "carol", reply.post_id)
+    remix_id = await made(chat, await chat.say("bob", f"/remix #{parent} a blue fox in the rain"))
+    assert remix_id != parent
+    remix = await card(chat, "carol", remix_id)
     assert f"Remix of #{parent} by @alice" in remix.text and "@bob" in remix.text
-    stored = await row(chat, reply.post_id)
+    stored = await row(chat, remix_id)
     assert stored is not None and stored.parent_id == parent and stored.prompt == "a blue fox in the rain"
     original = await row(chat, parent)
     assert original is not None and original.remix_count == 1
-    await chat.say("carol", f"/remix {parent} a green fox")
+    await made(chat, await chat.say("carol", f"/remix {parent} a green fox"))
     original = await row(chat, parent)
     assert original is not None and original.remix_count == 2
 
@@ -158,10 +166,8 @@ async def test_remix_without_a_prompt_asks_for_one_and_the_answer_makes_it(chat:
         assert question.ask is not None and question.post_id is None
         assert f"#{parent}" in question.text
     assert await count(chat, Post) == 1  # asking wrote nothing
-    answer = await chat.core.answer(actor("bob"), question.ask, "a fox made of glass --seed 5")
-    [made] = answer
-    assert made.post_id is not None
-    stored = await row(chat, made.post_id)
+    remix_id = await made(chat, await chat.core.answer(actor("bob"), question.ask, "a fox made of glass --seed 5"))
+    stored = await row(chat, remix_id)
     assert stored is not None and stored.parent_id == parent and stored.prompt == "a fox made of glass"
     assert stored.seed == 5
 
@@ -175,27 +181,26 @@ async def test_remix_of_a_missing_or_someone_elses_private_post_is_refused(chat:
     assert "Usage: /remix" in await chat.text("bob", "/remix")
     assert await count(chat, Post) == 1
     # The author may remix her own private post.
-    [mine] = await chat.say("alice", f"/remix {private} hidden fox at night")
-    assert mine.post_id is not None
+    mine = await made(chat, await chat.say("alice", f"/remix {private} hidden fox at night"))
+    assert (await card(chat, "alice", mine)).post_id == mine
 
 
 async def test_variation_button_makes_a_linked_post_with_the_same_prompt(chat: Chat) -> None:
     parent = await chat.post("alice", "a lighthouse in a storm --seed 3")
-    [reply] = await chat.press("bob", f"vary {parent}")
-    assert reply.post_id is not None and reply.post_id != parent
-    stored = await row(chat, reply.post_id)
+    vary_id = await made(chat, await chat.press("bob", f"vary {parent}"))
+    assert vary_id != parent
+    stored = await row(chat, vary_id)
     original = await row(chat, parent)
     assert stored is not None and original is not None
     assert stored.prompt == original.prompt and stored.parent_id == parent
     assert stored.image_path != original.image_path  # a new seed, a new picture
     assert original.remix_count == 1
-    assert f"Remix of #{parent} by @alice" in reply.text
+    assert f"Remix of #{parent} by @alice" in (await card(chat, "bob", vary_id)).text
 
 
 async def test_variation_of_a_private_post_stays_private(chat: Chat) -> None:
     parent = await chat.post("alice", "secret lake --private")
-    [reply] = await chat.press("alice", f"vary {parent}")
-    stored = await row(chat, reply.post_id or 0)
+    stored = await row(chat, await made(chat, await chat.press("alice", f"vary {parent}")))
     assert stored is not None and stored.visibility == "private"
     [refused] = await chat.press("bob", f"vary {parent}")
     assert "There is no post" in refused.text and refused.notice
@@ -303,16 +308,15 @@ async def test_a_shared_image_file_stays_until_its_last_post_is_deleted(chat: Ch
 
 async def test_deleting_a_parent_keeps_its_remix_and_drops_its_likes(chat: Chat) -> None:
     parent = await chat.post("alice", "a red fox")
-    [remix] = await chat.say("bob", f"/remix {parent} a blue fox")
-    assert remix.post_id is not None
+    remix = await made(chat, await chat.say("bob", f"/remix {parent} a blue fox"))
     await chat.say("carol", f"/like {parent}")
-    await chat.say("carol", f"/like {remix.post_id}")
+    await chat.say("carol", f"/like {remix}")
     await chat.say("alice", f"/delete {parent}")
-    kept = await row(chat, remix.post_id)
+    kept = await row(chat, remix)
     assert kept is not None and kept.parent_id is None
     async with chat.core.sessions() as session:
-        assert list(await session.scalars(select(Like.post_id))) == [remix.post_id]
-    shown = await card(chat, "carol", remix.post_id)
+        assert list(await session.scalars(select(Like.post_id))) == [remix]
+    shown = await card(chat, "carol", remix)
     assert "Remix of" not in shown.text
 
 
