@@ -37,11 +37,11 @@ QUOTA_NOTE = " Your quota was not used."
 
 
 class Breaker(Protocol):
-    """What the queue needs of a circuit breaker (core.gen.breaker)."""
+    """What the queue needs of a circuit breaker (core.gen.breaker.CircuitBreaker)."""
 
     def allow(self) -> bool: ...
-    def record_success(self) -> None: ...
-    def record_failure(self) -> None: ...
+    def record(self, exc: BaseException | None) -> None: ...
+    def release(self) -> None: ...
     @property
     def reopens_at(self) -> datetime | None: ...
 
@@ -53,11 +53,12 @@ class QueueSettings:
     max_attempts: int = 5
     timeout: float = 180.0
     poll_seconds: float = 1.0
+    backoff_base: float = BACKOFF_BASE
 
 
-def backoff(attempt: int) -> float:
+def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     """Seconds to wait before attempt number `attempt + 1`, with ±20 % jitter."""
-    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
+    return min(BACKOFF_CAP, base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
 class GenerationQueue:
@@ -177,23 +178,32 @@ class GenerationQueue:
         if self.breaker is not None and not self.breaker.allow():
             await self._requeue(job, self.breaker.reopens_at or utcnow() + timedelta(seconds=30), undo_attempt=True)
             return
+        outcome: BaseException | None = None
         try:
             async with self.sessions() as session:
                 author = await session.scalar(select(Person.handle).where(Person.id == job.person_id)) or ""
             stored = await asyncio.wait_for(
                 self.images.create(job.prompt, job.seed, job.aspect, author), self.config.timeout + 5
             )
-        except GenerationError as exc:
-            await self._failed(job, str(exc), retryable=exc.retryable, retry_after=exc.retry_after)
         except TimeoutError:
-            await self._failed(job, "The image service took too long to answer.", retryable=True)
-        except Exception:
+            outcome = GenerationError("The image service took too long to answer.", retryable=True)
+        except GenerationError as exc:
+            outcome = exc
+        except Exception as exc:
             log.exception("generation job %s failed", job.id)
-            await self._failed(job, "Something went wrong while making the image.", retryable=True)
-        else:
+            outcome = exc
+        except BaseException:
             if self.breaker is not None:
-                self.breaker.record_success()
+                self.breaker.release()
+            raise
+        if self.breaker is not None:
+            self.breaker.record(outcome)
+        if outcome is None:
             await self._complete(job, stored)
+        elif isinstance(outcome, GenerationError):
+            await self._failed(job, str(outcome), retryable=outcome.retryable, retry_after=outcome.retry_after)
+        else:
+            await self._failed(job, "Something went wrong while making the image.", retryable=True)
 
     def _owned(self, job: GenerationJob) -> list[object]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
@@ -228,10 +238,8 @@ class GenerationQueue:
     async def _failed(
         self, job: GenerationJob, message: str, *, retryable: bool, retry_after: float | None = None
     ) -> None:
-        if retryable and self.breaker is not None:
-            self.breaker.record_failure()
         if retryable and job.attempts < self.config.max_attempts:
-            delay = retry_after if retry_after is not None else backoff(job.attempts)
+            delay = retry_after if retry_after is not None else backoff(job.attempts, self.config.backoff_base)
             log.info("generation job %s: %s; retrying in %.1f s", job.id, message, delay)
             await self._requeue(job, utcnow() + timedelta(seconds=delay), error=message)
             return
