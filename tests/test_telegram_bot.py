@@ -126,3 +126,36 @@ async def test_a_malformed_update_is_skipped_and_the_bot_goes_on(bot: RunningBot
     api.push({"callback_query": "not an object"})
     answer = await reply_to(api, ALICE, "/start")
     assert "@alice" in answer.params["text"]
+
+
+async def test_public_posts_go_to_the_gallery_channel_where_likes_count(
+    core: Core, settings: Settings, api: FakeTelegramAPI
+) -> None:
+    channel = ChatInfo(-100777, "channel", "Gallery")
+    api.chats[channel.id] = channel
+    running = await start_bot(core, settings, api, telegram_gallery_chat_id=str(channel.id))
+    try:
+        await imagine(api, ALICE, "a private sketch --private")
+        await imagine(api, ALICE, "a harbour in the fog")
+        posted = await api.wait_for("sendPhoto", lambda c: c.chat_id == str(channel.id))
+        assert "a harbour in the fog" in posted.params["caption"]
+        post_id = posted.result["caption"].split()[0].lstrip("#")
+        assert posted.button_actions[0] == f"like {post_id}"
+
+        mark = len(api.calls)
+        api.press(BOB, posted.result, f"like {post_id}")
+        answered = await api.wait_for("answerCallbackQuery", after=mark)
+        assert "liked" in answered.params["text"]
+        edit = await api.wait_for("editMessageCaption", lambda c: c.chat_id == str(channel.id), after=mark)
+        assert edit.button_labels[0] == "❤️ 1"
+        assert api.message(posted)["reply_markup"]["inline_keyboard"][0][0]["text"] == "❤️ 1"
+
+        # Nobody can answer in a channel: the remix question goes to the person's private chat.
+        mark = len(api.calls)
+        api.press(BOB, api.message(posted), f"remix {post_id}")
+        question = await api.wait_for("sendMessage", after=mark)
+        assert question.chat_id == str(BOB.id)
+        assert question.params["reply_markup"]["force_reply"] is True
+        assert len(api.calls_of("sendPhoto", channel.id)) == 1  # the private sketch stayed out
+    finally:
+        await running.close()

@@ -25,6 +25,7 @@ from typing import Any
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,12 @@ class _ChatState:
     recent: deque[float] = field(default_factory=deque)  # send times inside the group window
 
 
+# PTB warns, when a RetryAfter is made, that `retry_after` will become a timedelta: both are handled here.
+warnings.filterwarnings("ignore", r".*`retry_after` will be of type", PTBDeprecationWarning)
+
+
 def retry_seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB warns that the type becomes timedelta; both are handled
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
+    value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 

@@ -161,6 +161,14 @@ class FakeTelegramAPI:
 
     def say(self, user: User, text: str, chat: ChatInfo | None = None, reply_to: Json | None = None) -> Json:
         """A message from `user`, in their private chat unless `chat` is given."""
+        return self.push(self.message_update(user, text, chat, reply_to))
+
+    def press(self, user: User, message: Json, data: str) -> Json:
+        """`user` presses the button with callback data `data` under `message` (one the bot sent)."""
+        return self.push(self.press_update(user, message, data))
+
+    def message_update(self, user: User, text: str, chat: ChatInfo | None = None, reply_to: Json | None = None) -> Json:
+        """An update with a new message, with an update_id, not queued (for webhook tests)."""
         chat = chat or ChatInfo(user.id, "private")
         self.chats[chat.id] = chat
         message: Json = {
@@ -174,10 +182,9 @@ class FakeTelegramAPI:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         if reply_to is not None:
             message["reply_to_message"] = reply_to
-        return self.push({"message": message})
+        return {"update_id": next(self._update_ids), "message": message}
 
-    def press(self, user: User, message: Json, data: str) -> Json:
-        """`user` presses the button with callback data `data` under `message` (one the bot sent)."""
+    def press_update(self, user: User, message: Json, data: str) -> Json:
         query = {
             "id": str(next(self._query_ids)),
             "from": user.json(),
@@ -185,7 +192,7 @@ class FakeTelegramAPI:
             "data": data,
             "message": message,
         }
-        return self.push({"callback_query": query})
+        return {"update_id": next(self._update_ids), "callback_query": query}
 
     def fail(self, method: str, kind: str, *, times: int = 1, chat_id: object = None, retry_after: int = 1) -> None:
         failure = Failure(kind, None if chat_id is None else str(chat_id), retry_after)
@@ -206,13 +213,20 @@ class FakeTelegramAPI:
         ]
 
     async def wait_for(
-        self, method: str, where: Callable[[Call], bool] = lambda c: True, *, within: float = 5.0, after: int = 0
+        self,
+        method: str,
+        where: Callable[[Call], bool] = lambda c: True,
+        *,
+        within: float = 5.0,
+        after: int = 0,
+        any_status: bool = False,
     ) -> Call:
-        """The first call of `method` (from index `after` of `calls` on) that satisfies `where`."""
+        """The first successful call of `method` (from index `after` of `calls` on) that satisfies
+        `where`; with `any_status`, failed ones count too."""
         deadline = time.monotonic() + within
         while True:
             for call in self.calls[after:]:
-                if call.method == method and call.status == 200 and where(call):
+                if call.method == method and (any_status or call.status == 200) and where(call):
                     return call
             if time.monotonic() > deadline:
                 seen = [

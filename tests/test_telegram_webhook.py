@@ -1,0 +1,106 @@
+"""Webhook mode: the bot's own HTTP server on 127.0.0.1, fed the way Telegram feeds it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from bots.telegram.context import WEBHOOK
+from bots.telegram.webhook import SECRET_HEADER
+from core.app import Core
+from core.config import Settings
+from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User, start_bot
+
+ALICE = User(111, "Alice", "alice")
+SECRET = "s3cret-Token_for-tests"
+HOOK = "https://bot.example.test/telegram/hook"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as server:
+        yield server
+
+
+async def webhook_bot(core: Core, settings: Settings, api: FakeTelegramAPI, secret: str | None) -> RunningBot:
+    return await start_bot(
+        core,
+        settings,
+        api,
+        telegram_webhook_url=HOOK,
+        telegram_webhook_secret=SecretStr(secret) if secret else None,
+        telegram_webhook_listen="127.0.0.1",
+        telegram_webhook_port=0,
+    )
+
+
+@pytest.fixture
+async def bot(core: Core, settings: Settings, api: FakeTelegramAPI) -> AsyncIterator[RunningBot]:
+    running = await webhook_bot(core, settings, api, SECRET)
+    yield running
+    await running.close()
+
+
+async def post(bot: RunningBot, body: Any, secret: str | None = SECRET) -> int:
+    url = f"http://127.0.0.1:{bot.application.bot_data[WEBHOOK].port}/telegram/hook"
+    headers = {SECRET_HEADER: secret} if secret is not None else {}
+    async with aiohttp.ClientSession() as session:
+        data = body if isinstance(body, bytes) else None
+        async with session.post(url, json=None if data else body, data=data, headers=headers) as response:
+            return response.status
+
+
+async def test_the_webhook_is_registered_with_its_secret_and_no_polling_happens(
+    bot: RunningBot, api: FakeTelegramAPI
+) -> None:
+    [registered] = api.calls_of("setWebhook")
+    assert registered.params["url"] == HOOK
+    assert registered.params["secret_token"] == SECRET
+    assert api.calls_of("getUpdates") == []
+
+
+async def test_a_request_without_the_secret_is_refused_with_403(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    update = api.message_update(ALICE, "/start")
+    assert await post(bot, update, secret=None) == 403
+    assert await post(bot, update, secret="wrong") == 403
+    await asyncio.sleep(0.2)
+    assert api.calls_of("sendMessage") == []
+    assert await post(bot, update) == 200
+    answer = await api.wait_for("sendMessage")
+    assert "@alice" in answer.params["text"]
+
+
+async def test_an_update_delivered_twice_is_handled_once(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    update = api.message_update(ALICE, "/imagine a paper boat")
+    assert await post(bot, update) == 200
+    assert await post(bot, update) == 200
+    await api.wait_for("sendPhoto")
+    await asyncio.sleep(0.3)
+    assert len(api.calls_of("sendPhoto")) == 1
+    assert len(api.calls_of("sendMessage")) == 1  # one progress message
+
+
+async def test_malformed_requests_are_answered_and_ignored(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    assert await post(bot, b"{not json") == 400
+    assert await post(bot, {"update_id": 77, "message": {"text": "no chat"}}) == 200
+    assert await post(bot, [1, 2, 3]) == 200
+    assert await post(bot, api.message_update(ALICE, "/start")) == 200
+    await api.wait_for("sendMessage")
+
+
+async def test_without_a_configured_secret_one_is_made_up(core: Core, settings: Settings, api: FakeTelegramAPI) -> None:
+    running = await webhook_bot(core, settings, api, None)
+    try:
+        [registered] = api.calls_of("setWebhook")
+        made_up = registered.params["secret_token"]
+        assert len(made_up) >= 32
+        assert await post(running, api.message_update(ALICE, "/start"), secret=None) == 403
+        assert await post(running, api.message_update(ALICE, "/start"), secret=made_up) == 200
+        await api.wait_for("sendMessage")
+    finally:
+        await running.close()
