@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -35,11 +36,29 @@ async def run_console(core: Core) -> None:
     await ConsoleChat(core).run()
 
 
+async def run_messengers(core: Core, settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Every messenger bot whose token is set, on this one event loop, until SIGINT or SIGTERM."""
+    if stop is None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # not on Windows
+                asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    running = []
+    if settings.telegram_bot_token is not None:
+        from bots.telegram import run_telegram
+
+        running.append(run_telegram(core, settings, stop))
+    await asyncio.gather(*running)
+
+
 async def serve(settings: Settings) -> None:
     core = await bootstrap(settings)
     try:
         await core.start()
-        await run_console(core)
+        if settings.telegram_bot_token is None and settings.discord_bot_token is None:
+            await run_console(core)
+        else:
+            await run_messengers(core, settings)
     finally:
         await core.aclose()
 

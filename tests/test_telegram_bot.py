@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 
 from core import commands
 from core.app import Core
@@ -159,3 +161,28 @@ async def test_public_posts_go_to_the_gallery_channel_where_likes_count(
         assert len(api.calls_of("sendPhoto", channel.id)) == 1  # the private sketch stayed out
     finally:
         await running.close()
+
+
+async def test_python_m_bots_runs_the_telegram_bot_when_its_token_is_set(
+    core: Core, settings: Settings, api: FakeTelegramAPI
+) -> None:
+    from bots.__main__ import run_messengers
+
+    configured = settings.model_copy(
+        update={"telegram_bot_token": SecretStr(api.token), "telegram_api_base_url": api.url}
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_messengers(core, configured, stop))
+    try:
+        answer = await reply_to(api, ALICE, "/start")
+        assert "@alice" in answer.params["text"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+
+async def test_polling_goes_on_after_a_network_error(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    api.fail("getUpdates", "500")
+    await api.wait_for("getUpdates", lambda c: c.status == 500, any_status=True)
+    answer = await reply_to(api, ALICE, "/start")
+    assert "@alice" in answer.params["text"]
