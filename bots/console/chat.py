@@ -18,11 +18,18 @@ from core.replies import Ask, Reply
 BOT = "bot"
 
 
+def _login_name() -> str:
+    try:
+        return getpass.getuser() or "me"
+    except (KeyError, OSError):  # no login name in the environment and no passwd entry (e.g. a container)
+        return "me"
+
+
 class ConsoleChat:
     def __init__(self, core: Core, out: TextIO = sys.stdout, name: str | None = None) -> None:
         self.core = core
         self.out = out
-        self.actor = self._actor(name or getpass.getuser() or "me")
+        self.actor = self._actor(name or _login_name())
         self.pending: Ask | None = None
         self.actions: set[str] = set()  # the buttons shown so far; typing one presses it
         self.messenger = ConsoleMessenger(self.write, self._remember_buttons)
@@ -37,7 +44,7 @@ class ConsoleChat:
         text = raw.strip()
         if not text:
             return
-        if text.startswith("/as"):
+        if text == "/as" or text.startswith("/as "):  # not /assist or /asdf
             self._switch(text[3:].strip())
             return
         if text in self.actions:
