@@ -66,6 +66,10 @@ async def create_post(
 async def delete_post(session: AsyncSession, post: Post) -> bool:
     """Deletes the post; returns whether its image file is now unused and may be removed."""
     path = post.image_path
+    if post.parent_id is not None:
+        await session.execute(
+            update(Post).where(Post.id == post.parent_id, Post.remix_count > 0).values(remix_count=Post.remix_count - 1)
+        )
     await session.delete(post)
     await session.flush()
     still_used = await session.scalar(select(Post.id).where(Post.image_path == path).limit(1))

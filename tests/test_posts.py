@@ -320,6 +320,16 @@ async def test_deleting_a_parent_keeps_its_remix_and_drops_its_likes(chat: Chat)
     assert "Remix of" not in shown.text
 
 
+async def test_deleting_a_remix_lowers_its_parents_remix_count(chat: Chat) -> None:
+    parent = await chat.post("alice", "a red fox")
+    remix = await made(chat, await chat.say("bob", f"/remix {parent} a blue fox"))
+    original = await row(chat, parent)
+    assert original is not None and original.remix_count == 1
+    await chat.say("bob", f"/delete {remix}")
+    original = await row(chat, parent)
+    assert original is not None and original.remix_count == 0
+
+
 async def test_generated_png_records_the_prompt_and_author(chat: Chat, media_dir: Path) -> None:
     post_id = await chat.post("alice", "a violet moon --seed 11")
     stored = await row(chat, post_id)
