@@ -61,6 +61,10 @@ class Tuning:
 def build_application(core: Core, settings: Settings, tuning: Tuning = Tuning()) -> TelegramApp:
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    # PTB logs the Bot API URL, which holds the token, at DEBUG: keep its loggers at INFO or above.
+    ptb_log = logging.getLogger("telegram")
+    if ptb_log.getEffectiveLevel() < logging.INFO:
+        ptb_log.setLevel(logging.INFO)
     api = (settings.telegram_api_base_url or DEFAULT_API).rstrip("/")
     limiter = FloodLimiter(
         settings.telegram_messages_per_second,

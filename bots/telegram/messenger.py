@@ -48,6 +48,8 @@ async def delivery_errors(chat_id: str, on_blocked: Callable[[], Awaitable[None]
     except RetryAfter as exc:
         raise RetryLater(retry_seconds(exc)) from exc
     except TimedOut as exc:
+        if "Pool timeout" in exc.message:  # PTB's words for a request that never left this process
+            raise RetryLater(1.0) from exc
         raise DeliveryUncertain(f"chat {chat_id}: no answer from Telegram") from exc
     except TelegramError as exc:
         raise DeliveryError(f"chat {chat_id}: {exc.message}") from exc
@@ -109,10 +111,15 @@ class TelegramMessenger:
     async def _edit(self, ref: MessageRef, reply: Reply) -> None:
         chat, message_id = chat_key(ref.chat_id), int(ref.message_id)
         keyboard = render.keyboard(reply)
-        if reply.image is not None:
-            await self.bot.edit_message_caption(chat, message_id, caption=render.caption(reply), reply_markup=keyboard)
-        else:
-            await self.bot.edit_message_text(render.message_text(reply), chat, message_id, reply_markup=keyboard)
+        if reply.image is None:
+            try:
+                await self.bot.edit_message_text(render.message_text(reply), chat, message_id, reply_markup=keyboard)
+                return
+            except BadRequest as exc:
+                if "no text" not in exc.message:
+                    raise
+            # A photo keeps its picture and takes the text as its caption.
+        await self.bot.edit_message_caption(chat, message_id, caption=render.caption(reply), reply_markup=keyboard)
 
     async def _replace(self, ref: MessageRef, reply: Reply) -> MessageRef:
         new = await self.send(ref.chat_id, reply)
