@@ -23,18 +23,21 @@ class PostView:
     parent_author: str | None
 
 
+# Built once: a fresh aliased() per call costs about 0.4 ms of SQLAlchemy column adaptation (bench/README.md).
+_PARENT = aliased(Post, name="parent")
+_PARENT_AUTHOR = aliased(Person, name="parent_author")
+
+
 async def views(session: AsyncSession, posts: Iterable[Post]) -> list[PostView]:
     """Author and parent-author handles for many posts in one query, in the given order."""
     posts = list(posts)
     if not posts:
         return []
-    parent = aliased(Post)
-    parent_author = aliased(Person)
     rows = await session.execute(
-        select(Post.id, Person.handle, parent_author.handle)
+        select(Post.id, Person.handle, _PARENT_AUTHOR.handle)
         .join(Person, Person.id == Post.author_id)
-        .outerjoin(parent, parent.id == Post.parent_id)
-        .outerjoin(parent_author, parent_author.id == parent.author_id)
+        .outerjoin(_PARENT, _PARENT.id == Post.parent_id)
+        .outerjoin(_PARENT_AUTHOR, _PARENT_AUTHOR.id == _PARENT.author_id)
         .where(Post.id.in_([p.id for p in posts]))
     )
     handles = {post_id: (author, parent_handle) for post_id, author, parent_handle in rows}
