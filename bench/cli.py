@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from bench import load
 from bench.commands import Timing, image_timing, measure
+from bench.machine import CpuWatch, describe_load
 from bench.network import Network, Shape
 from bench.report import TARGET_MS, pragmas, table
 from core.app import Core, bootstrap
@@ -121,13 +122,16 @@ async def bench_one(db: str, args: argparse.Namespace, builder: Builder) -> Resu
     try:
         await load.catch_up(core.engine, say)
         warmup = args.warmup if args.warmup is not None else max(5, args.iterations // 10)
+        watch = CpuWatch.start()
         timings = await measure(core, args.iterations, warmup)
+        load_line = describe_load(watch.others_share(), includes_server=db == "postgres")
         rows = await load.counts(core.engine)
         title = (
             f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'}: {rows['people']:,} people, {rows['follows']:,} follows, "
             f"{rows['posts']:,} posts, {rows['likes']:,} likes; {args.iterations} calls each after {warmup} warm-up"
         )
         say(table(title, timings, target=TARGET_MS if db == "sqlite" else None))
+        say(load_line)
         if db == "sqlite":
             say(pragmas(await live_pragmas(core)))
     finally:
