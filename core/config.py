@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,6 +11,16 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+
+def parse_clock(value: str) -> time:
+    """ "HH:MM" (24-hour) -> time; ValueError with a plain message otherwise."""
+    hours, sep, minutes = value.strip().partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError(f"{value!r} is not a time; use HH:MM, for example 09:00")
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ValueError(f"{value!r} is not a time of day")
+    return time(int(hours), int(minutes))
 
 
 class ConfigError(Exception):
@@ -29,6 +40,14 @@ class Settings(BaseSettings):
     generation_cooldown_seconds: float | None = Field(default=None, ge=0)
     default_timezone: str = "UTC"
     log_level: str = "INFO"
+
+    # Digests, notifications, gallery "best of the day"
+    digest_time: str = "09:00"  # default local delivery time, HH:MM
+    digest_size: int = Field(default=6, ge=1, le=10)
+    notify_interval_minutes: float = Field(default=15.0, gt=0)
+    quiet_hours: str = "22:00-08:00"  # local time; empty for none
+    gallery_best_of_time: str = "20:00"  # in DEFAULT_TIMEZONE
+    scheduler_tick_seconds: float = Field(default=60.0, gt=0)
 
     # Image generation
     openai_api_key: SecretStr | None = None
@@ -93,6 +112,23 @@ class Settings(BaseSettings):
         if url.get_driver_name() != drivers[backend]:
             raise ValueError(f"use the async driver: {backend}+{drivers[backend]}://...")
         return value
+
+    @field_validator("digest_time", "gallery_best_of_time")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        if value.strip():
+            start, sep, end = value.partition("-")
+            if not sep:
+                raise ValueError("use HH:MM-HH:MM, for example 22:00-08:00, or leave it empty")
+            parse_clock(start.strip())
+            parse_clock(end.strip())
+        return value.strip()
 
     @field_validator("log_level")
     @classmethod

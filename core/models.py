@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -70,6 +71,12 @@ class Person(Base):
     bio: Mapped[str] = mapped_column(String(280), default="")
     # Taken with a conditional UPDATE before each generation request: the cooldown, and a per-person lock.
     last_generation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Digest and notification preferences; None means the configured default.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    digest_time: Mapped[str | None] = mapped_column(String(5))  # "HH:MM" in the person's time zone
+    notify_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -207,3 +214,19 @@ class ModerationRefusal(Base):
     reason: Mapped[str] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Notification(Base):
+    """Something that happened to a person (a follow, a like, a remix), waiting to be told in a batch."""
+
+    __tablename__ = "notifications"
+    # The batcher looks for people with events not yet batched.
+    __table_args__ = (Index("ix_notifications_batched_recipient", "batched_at", "recipient_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
+    actor_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # follow, like, remix
+    post_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    batched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db import insert_ignore
 from core.messenger import DeliveryUncertain, MessageRef, Messenger, RetryLater, Unreachable
 from core.models import Delivery, Identity, utcnow
-from core.replies import Reply
+from core.replies import Button, Reply
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class Outbox:
 
     def register(self, messenger: Messenger) -> None:
         rate = float(getattr(messenger, "rate_per_second", DEFAULT_RATE))
-        sender = _Sender(messenger, AsyncLimiter(rate, 1.0))
+        # One message per 1/rate seconds, never a burst: platforms count in sliding windows.
+        sender = _Sender(messenger, AsyncLimiter(1, 1.0 / rate))
         self._senders[messenger.platform] = sender
         if not self._stopping and self._started:
             sender.task = asyncio.create_task(self._run(sender), name=f"outbox-{messenger.platform}")
@@ -170,13 +171,13 @@ class Outbox:
     async def _run(self, sender: _Sender) -> None:
         platform = sender.messenger.platform
         while not self._stopping:
+            sender.wake.clear()  # before looking, so a wake-up during the look is not lost
             try:
                 batch = await self._claim(platform)
             except Exception:
                 log.exception("outbox claim failed for %s", platform)
                 batch = []
             if not batch:
-                sender.wake.clear()
                 if self._stopping:  # stop() may have set the event while we were claiming
                     break
                 with contextlib.suppress(TimeoutError):
@@ -288,3 +289,24 @@ async def mark_unreachable(session: AsyncSession, platform: str, chat_id: str) -
     await session.execute(
         update(Identity).where(Identity.platform == platform, Identity.chat_id == chat_id).values(unreachable=True)
     )
+
+
+class TextRenderer:
+    """Delivery payload {"text": ..., "buttons": [[[label, action], ...], ...]}: a plain message,
+    dropped if the person has since blocked the bot."""
+
+    async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
+        if delivery.person_id is not None and not await _reachable(session, delivery.platform, delivery.chat_id):
+            return None
+        buttons = tuple(tuple(Button(label, action) for label, action in row) for row in payload.get("buttons", []))
+        return Outgoing(Reply(text=payload["text"], buttons=buttons))
+
+    async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
+        return None
+
+
+async def _reachable(session: AsyncSession, platform: str, chat_id: str) -> bool:
+    unreachable = await session.scalar(
+        select(Identity.unreachable).where(Identity.platform == platform, Identity.chat_id == chat_id).limit(1)
+    )
+    return not unreachable

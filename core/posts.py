@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db import insert_ignore
 from core.errors import UserError
@@ -82,14 +83,19 @@ async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool
     if inserted.rowcount == 1:
         delta, liked = 1, True
     else:
-        await session.execute(delete(Like).where(Like.post_id == post.id, Like.person_id == person.id))
-        delta, liked = -1, False
+        removed = await session.execute(delete(Like).where(Like.post_id == post.id, Like.person_id == person.id))
+        # A simultaneous press may have removed it first: then there is nothing left to count down.
+        delta, liked = -removed.rowcount, False
     count = await session.scalar(
         update(Post).where(Post.id == post.id).values(like_count=Post.like_count + delta).returning(Post.like_count)
     )
-    post.like_count = int(count or 0)
-    post.hot = hot_score(post.like_count, post.created_at)
-    await session.flush()
+    count = int(count or 0)
+    hot = hot_score(count, post.created_at)
+    # Only if no other press moved the count since ours: then that press writes the score for its count.
+    await session.execute(update(Post).where(Post.id == post.id, Post.like_count == count).values(hot=hot))
+    # The object shows what we wrote without the ORM writing it again later.
+    set_committed_value(post, "like_count", count)
+    set_committed_value(post, "hot", hot)
     return liked
 
 

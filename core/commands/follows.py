@@ -5,6 +5,7 @@ from __future__ import annotations
 from core import people, social
 from core.commands.registry import Context, command
 from core.errors import UserError
+from core.feed import notifications
 from core.replies import Reply
 
 
@@ -19,6 +20,7 @@ def _handle_arg(args: str, usage: str) -> str:
 async def follow(ctx: Context, args: str) -> list[Reply]:
     other = await people.by_handle(ctx.session, _handle_arg(args, "/follow @handle"))
     if await social.follow(ctx.session, ctx.person, other):
+        await notifications.record(ctx.session, recipient_id=other.id, actor_id=ctx.person.id, kind="follow")
         message = f"You now follow @{other.handle}. Their new posts will show up in /feed."
     else:
         message = f"You already follow @{other.handle}."
@@ -29,6 +31,9 @@ async def follow(ctx: Context, args: str) -> list[Reply]:
 async def unfollow(ctx: Context, args: str) -> list[Reply]:
     other = await people.by_handle(ctx.session, _handle_arg(args, "/unfollow @handle"))
     if await social.unfollow(ctx.session, ctx.person, other):
+        await notifications.withdraw(
+            ctx.session, recipient_id=other.id, actor_id=ctx.person.id, kind="follow", post_id=None
+        )
         message = f"You no longer follow @{other.handle}."
     else:
         message = f"You don't follow @{other.handle}."

@@ -6,6 +6,7 @@ from core import cards, posts
 from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
+from core.feed import notifications
 from core.prompts import ImagineOptions, parse_imagine
 from core.replies import Ask, Reply
 
@@ -46,6 +47,8 @@ async def like(ctx: Context, args: str) -> list[Reply]:
     post_id, _ = _post_and_rest(args, "/like #12")
     post = await posts.visible_post(ctx.session, post_id, ctx.person)
     liked = await posts.toggle_like(ctx.session, ctx.person, post)
+    event = {"recipient_id": post.author_id, "actor_id": ctx.person.id, "kind": "like", "post_id": post.id}
+    await (notifications.record(ctx.session, **event) if liked else notifications.withdraw(ctx.session, **event))
     message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{post.id} ({post.like_count} ❤️)"
     if not ctx.via_button:
         return [Reply(text=message, post_id=post.id)]

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import posts
+from core.feed import notifications
 from core.gen.backend import GenerationError
 from core.gen.service import ImageService, StoredImage
 from core.models import GenerationJob, Person, Post, utcnow
@@ -126,13 +127,13 @@ class GenerationQueue:
 
     async def _work(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # before looking, so a wake-up during the look is not lost
             try:
                 job = await self._claim()
             except Exception:
                 log.exception("claiming a generation job failed")
                 job = None
             if job is None:
-                self._wake.clear()
                 if self._stopping:  # stop() may have set the event while we were claiming
                     break
                 with contextlib.suppress(TimeoutError):
@@ -230,6 +231,10 @@ class GenerationQueue:
             finished = await session.get(GenerationJob, job.id, populate_existing=True)
             assert finished is not None
             await self.on_progress(session, finished)
+            if parent is not None:
+                await notifications.record(
+                    session, recipient_id=parent.author_id, actor_id=author.id, kind="remix", post_id=parent.id
+                )
             if post.is_public:
                 await self.on_published(session, post)
             await session.commit()

@@ -1,0 +1,154 @@
+"""Telling people what happened to them (follows, likes, remixes), in batches.
+
+Events are recorded as they happen. A periodic pass sends each person at most one message per
+interval, summarising everything since the last one ("@bob and 3 others liked #12"), on the
+platform where they were last active, outside their quiet hours, through the outbox.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core import outbox
+from core.config import Settings
+from core.feed.localtime import in_quiet_hours, zone_of
+from core.feed.targets import reachable_targets
+from core.models import Notification, Person
+
+CHUNK = 500
+
+
+async def record(
+    session: AsyncSession, *, recipient_id: int, actor_id: int, kind: str, post_id: int | None = None
+) -> None:
+    """Nobody is notified of their own actions."""
+    if recipient_id != actor_id:
+        session.add(Notification(recipient_id=recipient_id, actor_id=actor_id, kind=kind, post_id=post_id))
+
+
+async def withdraw(session: AsyncSession, *, recipient_id: int, actor_id: int, kind: str, post_id: int | None) -> None:
+    """An unlike or unfollow before the batch went out: the event is no longer news."""
+    await session.execute(
+        delete(Notification).where(
+            Notification.recipient_id == recipient_id,
+            Notification.actor_id == actor_id,
+            Notification.kind == kind,
+            Notification.post_id.is_(None) if post_id is None else Notification.post_id == post_id,
+            Notification.batched_at.is_(None),
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    actor: str
+    post_id: int | None
+
+
+def _people(handles: list[str]) -> str:
+    unique = list(dict.fromkeys(handles))
+    first = f"@{unique[0]}"
+    if len(unique) == 1:
+        return first
+    if len(unique) == 2:
+        return f"{first} and @{unique[1]}"
+    return f"{first} and {len(unique) - 1} others"
+
+
+def summarise(events: list[Event]) -> list[str]:
+    """One line per kind and post, newest actor first."""
+    groups: dict[tuple[str, int | None], list[str]] = defaultdict(list)
+    for event in reversed(events):
+        groups[(event.kind, event.post_id)].append(event.actor)
+    lines = []
+    for (kind, post_id), actors in groups.items():
+        who = _people(actors)
+        if kind == "follow":
+            lines.append(f"{who} followed you")
+        elif kind == "like":
+            lines.append(f"{who} liked #{post_id}")
+        else:
+            lines.append(f"{who} remixed #{post_id}")
+    return lines
+
+
+async def _pending(session: AsyncSession, recipients: list[int]) -> dict[int, list[tuple[int, Event]]]:
+    rows = await session.execute(
+        select(Notification.id, Notification.recipient_id, Notification.kind, Notification.post_id, Person.handle)
+        .join(Person, Person.id == Notification.actor_id)
+        .where(Notification.recipient_id.in_(recipients), Notification.batched_at.is_(None))
+        .order_by(Notification.id)
+    )
+    events: dict[int, list[tuple[int, Event]]] = defaultdict(list)
+    for event_id, recipient, kind, post_id, handle in rows:
+        events[recipient].append((event_id, Event(kind, handle, post_id)))
+    return events
+
+
+async def batch_pass(sessions: async_sessionmaker[AsyncSession], settings: Settings, now: datetime) -> int:
+    """Queue one summary for each person who is due one; returns how many were queued."""
+    cutoff = now - timedelta(minutes=settings.notify_interval_minutes)
+    queued, after = 0, 0
+    while True:
+        async with sessions() as session:
+            people = list(
+                await session.scalars(
+                    select(Person)
+                    .where(
+                        Person.id > after,
+                        Person.id.in_(select(Notification.recipient_id).where(Notification.batched_at.is_(None))),
+                        or_(Person.last_notified_at.is_(None), Person.last_notified_at <= cutoff),
+                    )
+                    .order_by(Person.id)
+                    .limit(CHUNK)
+                )
+            )
+            if not people:
+                return queued
+            after = people[-1].id
+            queued += await _batch_chunk(session, settings, people, now)
+            await session.commit()
+
+
+async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[Person], now: datetime) -> int:
+    ids = [p.id for p in people]
+    events = await _pending(session, ids)
+    targets = await reachable_targets(session, ids)
+    queued = 0
+    for person in people:
+        pending = events.get(person.id, [])
+        if not pending:
+            continue
+        target = targets.get(person.id)
+        if person.notify_enabled and target is not None:
+            if in_quiet_hours(now, zone_of(person, settings), settings.quiet_hours):
+                continue  # they stay pending until the quiet hours end
+            lines = summarise([event for _, event in pending])
+            post_ids = list(dict.fromkeys(e.post_id for _, e in pending if e.post_id is not None))[:3]
+            await outbox.add(
+                session,
+                key=f"notify:{person.id}:{pending[-1][0]}",
+                platform=target.platform,
+                chat_id=target.chat_id,
+                kind="text",
+                payload={
+                    "text": "🔔 " + "\n🔔 ".join(lines),
+                    "buttons": [[[f"#{post_id}", f"post {post_id}"] for post_id in post_ids]] if post_ids else [],
+                },
+                person_id=person.id,
+            )
+            person.last_notified_at = now
+            queued += 1
+        # Sent, or not wanted (turned off, nowhere to send): either way these events are done.
+        await session.execute(
+            update(Notification)
+            .where(Notification.id.in_([event_id for event_id, _ in pending]))
+            .values(batched_at=now)
+        )
+    return queued
