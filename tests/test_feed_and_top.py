@@ -91,6 +91,19 @@ async def test_feed_pages_through_twelve_posts_without_gaps_or_duplicates(chat: 
         assert len(action.encode()) <= 64
 
 
+@pytest.mark.parametrize("total", [PAGE_SIZE, PAGE_SIZE + 1])
+async def test_older_button_appears_only_when_there_are_older_posts(chat: Chat, total: int) -> None:
+    await chat.say("alice", "/start")
+    await chat.say("reader", "/follow alice")
+    ids = [await chat.post("alice", f"boat {i}") for i in range(total)]
+    first = await chat.say("reader", "/feed")
+    if total == PAGE_SIZE:
+        assert nav(first) == {} and shown(first) == list(reversed(ids))
+        return
+    older = await chat.press("reader", nav(first)["Older"])
+    assert shown(older) == [ids[0]] and set(nav(older)) == {"Newer"}
+
+
 async def test_empty_feed_and_end_of_feed_messages(chat: Chat) -> None:
     assert "Your feed is empty" in await chat.text("reader", "/feed")
     await chat.say("alice", "/start")

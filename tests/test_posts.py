@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from core.feed.ranking import hot_score
 from core.models import GenerationJob, Like, Post
 from core.replies import MAX_ACTION_BYTES, Reply
 from tests.support import Chat, actor
@@ -240,10 +241,22 @@ async def test_likes_from_many_people_are_all_counted(chat: Chat) -> None:
     await asyncio.gather(*(chat.press(who, f"like {post_id}") for who in likers))
     stored = await row(chat, post_id)
     assert stored is not None and stored.like_count == len(likers)
+    assert stored.hot == pytest.approx(hot_score(len(likers), stored.created_at))
     assert await count(chat, Like) == len(likers)
     await chat.say("fan0", f"/like {post_id}")
     stored = await row(chat, post_id)
     assert stored is not None and stored.like_count == len(likers) - 1
+
+
+async def test_a_double_press_leaves_the_count_equal_to_the_likes(chat: Chat) -> None:
+    post_id = await chat.post("alice")
+    await chat.say("bob", "/start")
+    pressed = await asyncio.gather(*(chat.press("bob", f"like {post_id}") for _ in range(4)))
+    assert all("like" in replies[0].text for replies in pressed), pressed  # no failures
+    stored = await row(chat, post_id)
+    # Which way it ends is a race; that the count matches the likes is not.
+    assert stored is not None and stored.like_count == await count(chat, Like) in (0, 1)
+    assert stored.hot == pytest.approx(hot_score(stored.like_count, stored.created_at))
 
 
 async def test_likes_on_someone_elses_private_post_are_refused(chat: Chat) -> None:
