@@ -54,8 +54,10 @@ async def run_messengers(core: Core, settings: Settings, stop: asyncio.Event | N
 async def serve(settings: Settings) -> None:
     core = await bootstrap(settings)
     try:
-        await core.start()
-        if settings.telegram_bot_token is None and settings.discord_bot_token is None:
+        await core.start(schedule=True)
+        if settings.discord_bot_token is not None:
+            log.warning("DISCORD_BOT_TOKEN is set, but the Discord adapter is not built yet; ignoring it")
+        if settings.telegram_bot_token is None:
             await run_console(core)
         else:
             await run_messengers(core, settings)
@@ -63,17 +65,56 @@ async def serve(settings: Settings) -> None:
         await core.aclose()
 
 
-def main(argv: list[str] | None = None) -> int:
+async def digest_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`python -m bots digest --now [--handle H]` and `python -m bots digest --preview H [--out F]`."""
+    from core.errors import UserError
+    from core.feed.operators import digest_now, digest_preview
+
+    core = await bootstrap(settings)
+    try:
+        if args.preview:
+            out = Path(args.out or f"digest-{args.preview.lstrip('@')}.jpg")
+            print(f"Wrote {await digest_preview(core, args.preview, out)}")
+        else:
+            stats = await digest_now(core, args.handle)
+            print(
+                f"Digests queued: {stats.queued} ({stats.considered} people considered, "
+                f"{stats.empty} with nothing new, {stats.unreachable} unreachable). "
+                "The running bot sends them within seconds; people who had today's digest were left alone."
+            )
+        return 0
+    except UserError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        await core.aclose()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bots", description=__doc__)
-    parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command")
+    digest = commands.add_parser("digest", help="run a digest pass now, or preview one person's digest")
+    action = digest.add_mutually_exclusive_group(required=True)
+    action.add_argument("--now", action="store_true", help="queue today's digest for everyone who has not had it")
+    action.add_argument("--preview", metavar="HANDLE", help="write HANDLE's digest picture to a file, send nothing")
+    digest.add_argument("--handle", help="with --now: only this person")
+    digest.add_argument("--out", help="with --preview: the file to write (default digest-HANDLE.jpg)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings, console=settings.telegram_bot_token is None and settings.discord_bot_token is None)
+    interactive = settings.telegram_bot_token is None and settings.discord_bot_token is None
+    configure_logging(settings, console=interactive or args.command is not None)
     with contextlib.suppress(KeyboardInterrupt):
         try:
+            if args.command == "digest":
+                return asyncio.run(digest_command(settings, args))
             asyncio.run(serve(settings))
         except ConfigError as exc:  # found while building the core, e.g. a backend that needs a key
             print(exc, file=sys.stderr)

@@ -8,13 +8,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import commands, gallery, outbox, people
+from core import commands, gallery, outbox, people, scheduler
 from core.actor import Actor
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
 from core.errors import UserError
+from core.feed.digest_render import DigestRenderer
 from core.gen.backend import ImageBackend
 from core.gen.breaker import CircuitBreaker
 from core.gen.local import LocalBackend
@@ -62,6 +64,10 @@ class Core:
         self.outbox = outbox.Outbox(self.sessions)
         self.outbox.add_renderer("job", JobProgressRenderer(media))
         self.outbox.add_renderer("post", gallery.PostRenderer(media))
+        self.outbox.add_renderer("text", outbox.TextRenderer())
+        self.outbox.add_renderer("digest", DigestRenderer(media))
+        self.outbox.add_renderer("bestof", DigestRenderer(media))
+        self.scheduler: AsyncIOScheduler | None = None
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
             self.sessions,
@@ -152,6 +158,10 @@ class Core:
             person, created = await people.ensure_person(session, actor)
             if created or session.dirty:
                 await session.commit()
+            if created:
+                # Columns the database filled in (server defaults) must be loaded before the object
+                # travels to another session, where a lazy load cannot happen.
+                await session.refresh(person)
             return person
 
     # --- background work --------------------------------------------------------------------
@@ -173,10 +183,14 @@ class Core:
     async def _published(self, session: AsyncSession, post: Post) -> None:
         await gallery.publish(session, self.galleries, post)
 
-    async def start(self) -> None:
-        """Start the generation workers and the outbox senders."""
+    async def start(self, *, schedule: bool = False) -> None:
+        """Start the generation workers and the outbox senders; with `schedule`, also the periodic
+        jobs (digests, notifications, best of the day) that the bot process runs."""
         await self.queue.start()
         await self.outbox.start()
+        if schedule:
+            self.scheduler = scheduler.build(self)
+            self.scheduler.start()
 
     async def drain(self) -> None:
         """Wait until no generation is queued or running and the outbox has sent what it can.
@@ -185,6 +199,8 @@ class Core:
             await asyncio.sleep(0.05)
 
     async def aclose(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         await self.queue.stop()
         await self.outbox.stop()
         await self.moderator.aclose()

@@ -64,3 +64,9 @@ def insert_ignore(session: AsyncSession, table: type, **values: Any) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING on either dialect, so a repeated request is harmless."""
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     return insert(table).values(**values).on_conflict_do_nothing()
+
+
+def insert_ignore_many(session: AsyncSession, table: type) -> Insert:
+    """The same, to execute with a list of rows (one executemany)."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing()

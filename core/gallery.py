@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import cards, outbox
+from core.config import Settings, parse_clock
+from core.feed.digest import WINDOW, trending
+from core.feed.localtime import digest_due
 from core.gen.media import MediaStore
 from core.messenger import MessageRef
 from core.models import Delivery, Post
@@ -40,3 +45,27 @@ class PostRenderer:
 
     async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
         return None
+
+
+async def best_of_pass(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, galleries: list[tuple[str, str]], now: datetime
+) -> int:
+    """Once a day, at GALLERY_BEST_OF_TIME in the default time zone, each gallery gets the day's best."""
+    due, day = digest_due(now, ZoneInfo(settings.default_timezone), parse_clock(settings.gallery_best_of_time))
+    if not due or not galleries:
+        return 0
+    async with sessions() as session:
+        best = [post_id for post_id, _ in await trending(session, now - WINDOW, settings.digest_size)]
+        if not best:
+            return 0
+        for platform, chat_id in galleries:
+            await outbox.add(
+                session,
+                key=f"bestof:{platform}:{chat_id}:{day.isoformat()}",
+                platform=platform,
+                chat_id=chat_id,
+                kind="bestof",
+                payload={"posts": best, "date": day.isoformat()},
+            )
+        await session.commit()
+    return len(galleries)

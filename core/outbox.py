@@ -296,7 +296,7 @@ class TextRenderer:
     dropped if the person has since blocked the bot."""
 
     async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
-        if delivery.person_id is not None and not await _reachable(session, delivery.platform, delivery.chat_id):
+        if delivery.person_id is not None and not await reachable(session, delivery.platform, delivery.chat_id):
             return None
         buttons = tuple(tuple(Button(label, action) for label, action in row) for row in payload.get("buttons", []))
         return Outgoing(Reply(text=payload["text"], buttons=buttons))
@@ -305,7 +305,8 @@ class TextRenderer:
         return None
 
 
-async def _reachable(session: AsyncSession, platform: str, chat_id: str) -> bool:
+async def reachable(session: AsyncSession, platform: str, chat_id: str) -> bool:
+    """False once the person behind this chat blocked the bot (until they write again)."""
     unreachable = await session.scalar(
         select(Identity.unreachable).where(Identity.platform == platform, Identity.chat_id == chat_id).limit(1)
     )

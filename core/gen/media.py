@@ -26,9 +26,17 @@ class MediaStore:
             raise MediaPathError(f"bad extension {extension!r}")
         digest = hashlib.sha256(data).hexdigest()
         relative = f"{digest[:2]}/{digest}.{extension}"
+        if not self.path(relative).exists():
+            self.write_named(relative, data)
+        return relative
+
+    async def save_as(self, relative: str, data: bytes) -> None:
+        """Write a derived file (a collage, say) under a name of the caller's choosing."""
+        await asyncio.to_thread(self.write_named, relative, data)
+
+    def write_named(self, relative: str, data: bytes) -> None:
+        """Atomically write `data` at `relative` (blocking; call from a thread)."""
         target = self.path(relative)
-        if target.exists():
-            return relative
         target.parent.mkdir(parents=True, exist_ok=True)
         # A temporary file in the same folder, then a rename: readers never see half an image.
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -41,7 +49,6 @@ class MediaStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return relative
 
     def path(self, relative: str) -> Path:
         """The absolute path of a stored file; refuses anything that would leave the store."""

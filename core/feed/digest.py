@@ -1,0 +1,194 @@
+"""Daily digests: for each person, the best new posts of the last 24 hours from the people they
+follow, topped up with trending posts, delivered once a day at their own hour through the outbox.
+
+Composition streams people in chunks and picks each chunk's posts with one windowed query; it
+writes one outbox row per person per local day (key `digest:<person>:<date>`, unique), including
+a "skipped" row when there is nothing to send, so a pass never looks at that person again that
+day. The picture is rendered when the row is sent, so composing 100,000 digests stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, cast, exists, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from core.config import Settings, parse_clock
+from core.db import insert_ignore_many
+from core.feed.localtime import digest_due
+from core.feed.targets import Target, reachable_targets
+from core.models import Delivery, Follow, Person, Post, utcnow
+
+WINDOW = timedelta(hours=24)
+CHUNK = 1000
+TRENDING_POOL = 30
+
+
+@dataclass
+class PassStats:
+    considered: int = 0
+    queued: int = 0
+    empty: int = 0
+    unreachable: int = 0
+    seconds: float = 0.0
+    dates: set[date] = field(default_factory=set)
+
+
+def digest_key(person_id: int, day: date) -> str:
+    return f"digest:{person_id}:{day.isoformat()}"
+
+
+async def trending(session: AsyncSession, since: datetime, limit: int = TRENDING_POOL) -> list[tuple[int, int]]:
+    """(post id, author id) of the hottest public posts since `since`."""
+    rows = await session.execute(
+        select(Post.id, Post.author_id)
+        .where(Post.visibility == "public", Post.created_at >= since)
+        .order_by(Post.hot.desc(), Post.id.desc())
+        .limit(limit)
+    )
+    return [(post_id, author_id) for post_id, author_id in rows]
+
+
+async def followed_picks(
+    session: AsyncSession, person_ids: list[int], since: datetime, size: int
+) -> dict[int, list[int]]:
+    """The best `size` posts per person from the people they follow, ranked by the decayed score."""
+    rank = (
+        func.row_number()
+        .over(partition_by=Follow.follower_id, order_by=(Post.hot.desc(), Post.id.desc()))
+        .label("rank")
+    )
+    ranked = (
+        select(Follow.follower_id.label("person_id"), Post.id.label("post_id"), rank)
+        .join(Post, Post.author_id == Follow.followee_id)
+        .where(Follow.follower_id.in_(person_ids), Post.created_at >= since, Post.visibility == "public")
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ranked.c.person_id, ranked.c.post_id)
+        .where(ranked.c.rank <= size)
+        .order_by(ranked.c.person_id, ranked.c.rank)
+    )
+    picks: dict[int, list[int]] = {}
+    for person_id, post_id in rows:
+        picks.setdefault(person_id, []).append(post_id)
+    return picks
+
+
+def top_up(picks: list[int], pool: list[tuple[int, int]], person_id: int, size: int) -> list[int]:
+    """Fill up to `size` with trending posts the person did not make and does not already have."""
+    chosen = list(picks)
+    for post_id, author_id in pool:
+        if len(chosen) >= size:
+            break
+        if author_id != person_id and post_id not in chosen:
+            chosen.append(post_id)
+    return chosen
+
+
+def _row(person_id: int, day: date, target: Target | None, posts: list[int]) -> dict[str, object]:
+    now = utcnow()
+    status = "pending" if posts and target else "skipped"
+    error = None if status == "pending" else ("nothing new" if not posts else "unreachable")
+    return {
+        "key": digest_key(person_id, day),
+        "platform": target.platform if target else "-",
+        "chat_id": target.chat_id if target else "-",
+        "kind": "digest",
+        "payload": json.dumps({"posts": posts, "date": day.isoformat()}),
+        "person_id": person_id,
+        "status": status,
+        "error": error,
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+    }
+
+
+def _undelivered(day: date) -> ColumnElement[bool]:
+    key = literal("digest:") + cast(Person.id, String) + literal(f":{day.isoformat()}")
+    return ~exists().where(Delivery.key == key)
+
+
+async def _groups(session: AsyncSession, handle: str | None) -> list[tuple[str | None, str | None]]:
+    query = select(Person.timezone, Person.digest_time).where(Person.digest_enabled.is_(True)).distinct()
+    if handle:
+        query = query.where(Person.handle == handle)
+    return [(tz, at) for tz, at in await session.execute(query)]
+
+
+async def compose_pass(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime,
+    *,
+    force: bool = False,
+    handle: str | None = None,
+) -> PassStats:
+    """Queue today's digest for everyone whose hour has come (everyone, with `force`) and who has
+    not had today's yet. Safe to run again, or in two processes at once: the key is unique."""
+    stats, started = PassStats(), time.perf_counter()
+    async with sessions() as session:
+        groups = await _groups(session, handle)
+        pool = await trending(session, now - WINDOW)
+    for zone_name, at in groups:
+        due, day = digest_due(
+            now, ZoneInfo(zone_name or settings.default_timezone), parse_clock(at or settings.digest_time)
+        )
+        if due or force:
+            stats.dates.add(day)
+            await _compose_group(sessions, settings, now, zone_name, at, day, pool, handle, stats)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+async def _compose_group(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime,
+    zone_name: str | None,
+    at: str | None,
+    day: date,
+    pool: list[tuple[int, int]],
+    handle: str | None,
+    stats: PassStats,
+) -> None:
+    after = 0
+    while True:
+        async with sessions() as session:
+            query = (
+                select(Person.id)
+                .where(
+                    Person.id > after,
+                    Person.digest_enabled.is_(True),
+                    Person.timezone.is_(None) if zone_name is None else Person.timezone == zone_name,
+                    Person.digest_time.is_(None) if at is None else Person.digest_time == at,
+                    _undelivered(day),
+                )
+                .order_by(Person.id)
+                .limit(CHUNK)
+            )
+            if handle:
+                query = query.where(Person.handle == handle)
+            ids = list(await session.scalars(query))
+            if not ids:
+                return
+            after = ids[-1]
+            targets = await reachable_targets(session, ids)
+            picks = await followed_picks(session, ids, now - WINDOW, settings.digest_size)
+            rows = []
+            for person_id in ids:
+                posts = top_up(picks.get(person_id, []), pool, person_id, settings.digest_size)
+                rows.append(_row(person_id, day, targets.get(person_id), posts))
+                stats.empty += not posts
+                stats.unreachable += bool(posts) and person_id not in targets
+            await session.execute(insert_ignore_many(session, Delivery), rows)
+            await session.commit()
+            stats.considered += len(ids)
+            stats.queued += sum(1 for row in rows if row["status"] == "pending")

@@ -1,0 +1,54 @@
+"""What operators run by hand: a digest pass now, and a preview of one person's digest."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.app import Core
+from core.errors import UserError
+from core.feed.digest import WINDOW, PassStats, compose_pass, followed_picks, top_up, trending
+from core.feed.digest_render import digest_reply, visible_views
+from core.models import Person, utcnow
+from core.people import parse_handle
+
+
+async def digest_now(core: Core, handle: str | None = None) -> PassStats:
+    """Queue today's digest for everyone with digests on who has not had today's, whatever their hour
+    (or for one person). The once-a-day rule holds: a second run queues nothing new."""
+    if handle:
+        await _person(core, handle)
+    stats = await compose_pass(
+        core.sessions, core.settings, utcnow(), force=True, handle=handle and parse_handle(handle)
+    )
+    core.outbox.wake()
+    return stats
+
+
+async def digest_preview(core: Core, handle: str, target: Path) -> Path:
+    """Write the person's digest picture, as it would be sent now, to `target`; nothing is sent."""
+    person = await _person(core, handle)
+    now = utcnow()
+    async with core.sessions() as session:
+        picks = await followed_picks(session, [person.id], now - WINDOW, core.settings.digest_size)
+        pool = await trending(session, now - WINDOW)
+        posts = top_up(picks.get(person.id, []), pool, person.id, core.settings.digest_size)
+        views = await visible_views(session, posts)
+    if not views:
+        raise UserError(f"@{person.handle} has nothing new for a digest right now.")
+    reply = await digest_reply(core.media, f"Digest preview for @{person.handle}, {date.today():%d %B}", views)
+    assert reply.image is not None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reply.image.path, target)
+    return target
+
+
+async def _person(core: Core, handle: str) -> Person:
+    async with core.sessions() as session:
+        person = await session.scalar(select(Person).where(Person.handle == parse_handle(handle)))
+    if person is None:
+        raise UserError(f"Nobody is called @{parse_handle(handle)}.")
+    return person

@@ -1,0 +1,84 @@
+"""Periodic work, run by APScheduler in the bot process: digests, notification batches, the
+galleries' best of the day, and pruning old outbox rows.
+
+Every job only writes outbox rows whose keys are unique, so a second process running the same
+schedule (APScheduler 3 cannot share a job store) adds nothing twice; the outbox's claims make
+sure each row is sent once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import delete
+
+from core import gallery
+from core.feed import digest, notifications
+from core.models import Delivery, Notification, utcnow
+
+if TYPE_CHECKING:
+    from core.app import Core
+
+log = logging.getLogger(__name__)
+
+KEEP = timedelta(days=14)
+
+
+async def digest_tick(core: Core) -> None:
+    stats = await digest.compose_pass(core.sessions, core.settings, utcnow())
+    if stats.considered:
+        log.info("digests: %d considered, %d queued in %.1f s", stats.considered, stats.queued, stats.seconds)
+        core.outbox.wake()
+
+
+async def notification_tick(core: Core) -> None:
+    if await notifications.batch_pass(core.sessions, core.settings, utcnow()):
+        core.outbox.wake()
+
+
+async def best_of_tick(core: Core) -> None:
+    if await gallery.best_of_pass(core.sessions, core.settings, core.galleries, utcnow()):
+        core.outbox.wake()
+
+
+async def prune(core: Core) -> None:
+    """Finished outbox rows and told notifications are kept two weeks for operators, then dropped."""
+    cutoff = utcnow() - KEEP
+    async with core.sessions() as session:
+        await session.execute(
+            delete(Delivery).where(Delivery.status.not_in(("pending", "sending")), Delivery.created_at < cutoff)
+        )
+        await session.execute(delete(Notification).where(Notification.batched_at < cutoff))
+        await session.commit()
+
+
+def _guarded(name: str, job: Callable[[Core], Awaitable[None]], core: Core) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job(core)
+        except Exception:
+            log.exception("scheduled job %s failed", name)
+
+    return run
+
+
+def build(core: Core) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    tick = core.settings.scheduler_tick_seconds
+    jobs = {"digests": digest_tick, "notifications": notification_tick, "best-of": best_of_tick}
+    for name, job in jobs.items():
+        scheduler.add_job(
+            _guarded(name, job, core),
+            "interval",
+            seconds=tick,
+            id=name,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=utcnow(),
+        )
+    scheduler.add_job(_guarded("prune", prune, core), "interval", hours=6, id="prune", coalesce=True)
+    return scheduler
