@@ -110,14 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     interactive = settings.telegram_bot_token is None and settings.discord_bot_token is None
-    configure_logging(settings, console=interactive or args.command is not None)
     with contextlib.suppress(KeyboardInterrupt):
         try:
+            configure_logging(settings, console=interactive or args.command is not None)
             if args.command == "digest":
                 return asyncio.run(digest_command(settings, args))
             asyncio.run(serve(settings))
         except ConfigError as exc:  # found while building the core, e.g. a backend that needs a key
             print(exc, file=sys.stderr)
+            return 2
+        except OSError as exc:  # e.g. MEDIA_DIR or the database folder cannot be created
+            log.debug("could not start", exc_info=True)  # the log may be what failed
+            print(f"Could not start: {exc.strerror or exc} ({exc.filename or 'see the log'})", file=sys.stderr)
             return 2
     return 0
 

@@ -21,10 +21,11 @@ def parse_post_id(raw: str) -> int:
     return int(value)
 
 
-async def visible_post(session: AsyncSession, post_id: int, viewer: Person | None) -> Post:
-    """A post the viewer may see: public ones, and their own private ones."""
+async def visible_post(session: AsyncSession, post_id: int, viewer: Person | None, *, admin: bool = False) -> Post:
+    """A post the viewer may see: public ones, their own private ones, and (for admins) any."""
     post = await session.get(Post, post_id)
-    if post is None or (not post.is_public and (viewer is None or viewer.id != post.author_id)):
+    own = post is not None and viewer is not None and viewer.id == post.author_id
+    if post is None or not (post.is_public or own or admin):
         raise UserError(f"There is no post #{post_id}.")
     return post
 
@@ -99,15 +100,12 @@ async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool
     return liked
 
 
-async def author_stats(session: AsyncSession, person_id: int) -> tuple[int, int]:
-    """(posts, likes received) over the person's public posts."""
-    row = (
-        await session.execute(
-            select(func.count(), func.coalesce(func.sum(Post.like_count), 0)).where(
-                Post.author_id == person_id, Post.visibility == "public"
-            )
-        )
-    ).one()
+async def author_stats(session: AsyncSession, person_id: int, *, include_private: bool = False) -> tuple[int, int]:
+    """(posts, likes received) over the person's public posts, or all of them for their own profile."""
+    query = select(func.count(), func.coalesce(func.sum(Post.like_count), 0)).where(Post.author_id == person_id)
+    if not include_private:
+        query = query.where(Post.visibility == "public")
+    row = (await session.execute(query)).one()
     return int(row[0]), int(row[1])
 
 

@@ -47,7 +47,7 @@ async def profile(ctx: Context, args: str) -> list[Reply]:
 
 async def profile_reply(ctx: Context, person: Person) -> Reply:
     own = person.id == ctx.person.id
-    post_count, likes = await posts.author_stats(ctx.session, person.id)
+    post_count, likes = await posts.author_stats(ctx.session, person.id, include_private=own)
     followers, following = await social.follow_counts(ctx.session, person.id)
     latest = await posts.latest_posts(ctx.session, person.id, include_private=own)
     lines = [f"{person.display_name} (@{person.handle})"]

@@ -7,6 +7,7 @@ from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.feed import notifications
+from core.gen.sizes import aspect_of
 from core.prompts import ImagineOptions, parse_imagine
 from core.replies import Ask, Reply
 
@@ -39,7 +40,8 @@ async def remix(ctx: Context, args: str) -> list[Reply]:
 async def vary(ctx: Context, args: str) -> list[Reply]:
     post_id, _ = _post_and_rest(args, "/vary #12")
     parent = await posts.visible_post(ctx.session, post_id, ctx.person)
-    return await request_image(ctx, ImagineOptions(parent.prompt, private=not parent.is_public), parent)
+    aspect = aspect_of(parent.width, parent.height)
+    return await request_image(ctx, ImagineOptions(parent.prompt, aspect, private=not parent.is_public), parent)
 
 
 @command("like", "/like <post>", "like a post, or take your like back")
@@ -67,7 +69,7 @@ async def show(ctx: Context, args: str) -> list[Reply]:
 @command("delete", "/delete <post>", "delete one of your posts")
 async def delete(ctx: Context, args: str) -> list[Reply]:
     post_id, _ = _post_and_rest(args, "/delete #12")
-    post = await posts.visible_post(ctx.session, post_id, ctx.person)
+    post = await posts.visible_post(ctx.session, post_id, ctx.person, admin=ctx.is_admin)
     if post.author_id != ctx.person.id and not ctx.is_admin:
         raise UserError(f"#{post.id} is not yours to delete.")
     path = post.image_path

@@ -21,3 +21,9 @@ def nearest_size(aspect: str, sizes: dict[str, tuple[int, int]]) -> tuple[int, i
         return sizes[aspect]
     wanted = math.log(ASPECT_RATIOS[aspect])
     return min(sizes.values(), key=lambda wh: abs(math.log(wh[0] / wh[1]) - wanted))
+
+
+def aspect_of(width: int, height: int) -> str:
+    """The named aspect ratio closest to an image's shape (a variation keeps its parent's shape)."""
+    ratio = math.log(width / height)
+    return min(ASPECT_RATIOS, key=lambda name: abs(math.log(ASPECT_RATIOS[name]) - ratio))
