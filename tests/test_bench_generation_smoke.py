@@ -1,0 +1,69 @@
+"""The generation benchmark (bench/generation.py) at a tiny scale on SQLite, so it keeps working as the core changes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from bench import generation
+from bench.gen_backend import FakeRemoteBackend
+from core.gen.backend import ImageRequest
+
+
+def rows_of(printed: str, title: str) -> list[list[str]]:
+    """The figures under the table whose title starts with `title`."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    assert lines[start + 1].split()[0] == "concurrency", lines[start + 1]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.strip() or not line.split()[0].isdigit():
+            break
+        rows.append(line.split())
+    return rows
+
+
+async def test_the_benchmark_prints_figures_for_every_concurrency(capsys: pytest.CaptureFixture[str]) -> None:
+    args = generation.parse(["--db", "sqlite", "--latency", "0.05", "--concurrency", "1,4", "--jobs", "8", "--local"])
+    rows = await generation.run(args)
+    printed = capsys.readouterr().out
+
+    remote = rows_of(printed, "SQLite, fake remote backend (0.05 s per image)")
+    assert [int(r[0]) for r in remote] == [1, 4]
+    for cells in remote:
+        concurrency, jobs, wall, enqueue, rate, ideal, share, overhead, turnaround, peak = cells
+        assert int(jobs) == 8 and float(wall) > 0.05 * 8 / int(concurrency) and float(enqueue) > 0
+        assert float(ideal) == pytest.approx(int(concurrency) / 0.05)
+        assert float(rate) == pytest.approx(8 / float(wall), rel=0.1)  # both printed rounded
+        assert 0 < float(share.rstrip("%")) <= 100
+        assert float(overhead) > -1 and float(turnaround) > 0
+        assert int(peak) == int(concurrency)  # the queue really ran that many images at once
+    assert "target 90% of ideal:" in printed
+
+    local = rows_of(printed, "SQLite, offline backend")
+    assert [int(r[0]) for r in local] == [1, 4] and all(float(r[4]) > 0 for r in local)
+    assert "load average while running" in printed
+    assert len(rows) == 4 and {r.backend for r in rows} == {"remote", "local"}
+
+
+async def test_the_fake_remote_backend_waits_its_latency_and_answers_a_distinct_png() -> None:
+    backend = FakeRemoteBackend(0.01)
+    first = await backend.generate(ImageRequest("a fox", 1))
+    second = await backend.generate(ImageRequest("a fox", 2))
+    assert first.data != second.data  # the media store writes a new file for every job
+    for image in (first, second):
+        with Image.open(io.BytesIO(image.data)) as png:
+            png.load()
+            assert png.size == (image.width, image.height) and png.text["request"].startswith(str(image.seed))
+    assert backend.calls == 2 and backend.max_running == 1
+    assert backend.ends[0] - backend.starts[0] >= 0.01
+    assert backend.turnaround(1) == pytest.approx(backend.starts[1] - backend.ends[0])
+
+
+def test_concurrency_lists_are_checked() -> None:
+    assert generation.parse(["--concurrency", "2,8"]).concurrency == [2, 8]
+    for bad in ("0", "two", ""):
+        with pytest.raises(SystemExit):
+            generation.parse(["--concurrency", bad])
