@@ -36,9 +36,11 @@ async def _digest_status(ctx: Context) -> str:
     _, today = digest_due(now, zone, at)
     sent = await ctx.session.scalar(select(Delivery.id).where(Delivery.key == digest_key(person.id, today)))
     upcoming = next_digest(now, zone, at, sent_today=sent is not None)
+    # Today's is due but not out yet: the next scheduler pass sends it.
+    when = "today's, in a few minutes" if upcoming <= now else f"{upcoming:%A %d %B, %H:%M}"
     return (
         f"Your daily digest comes at {at:%H:%M} ({zone.key}). "
-        f"Next: {upcoming:%A %d %B, %H:%M}. Change it with /digest HH:MM [time zone], or /digest off."
+        f"Next: {when}. Change it with /digest HH:MM [time zone], or /digest off."
     )
 
 

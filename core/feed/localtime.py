@@ -29,10 +29,13 @@ def digest_due(now: datetime, zone: ZoneInfo, at: time) -> tuple[bool, date]:
 
 
 def next_digest(now: datetime, zone: ZoneInfo, at: time, sent_today: bool) -> datetime:
-    """When the next digest goes out, as an aware local datetime."""
+    """When the next digest goes out, as an aware local datetime: `now` itself when today's is due
+    and not yet out (the next pass sends it; a time set earlier than now still counts today)."""
     local = now.astimezone(zone)
     candidate = datetime.combine(local.date(), at, tzinfo=zone)
-    if sent_today or candidate <= local:
+    if not sent_today and candidate <= local:
+        return local
+    if sent_today:
         candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
     return candidate
 
