@@ -251,3 +251,23 @@ async def test_gallery_gets_every_public_post_once_and_never_a_private_one(chat:
     sent = [reply for kind, chat_id, reply in messenger.events if kind == "send" and chat_id == "gallery"]
     assert [r.post_id for r in sent] == [public]
     assert sent[0].image is not None
+
+
+async def test_jobs_queued_while_every_worker_is_looking_start_without_waiting_for_the_poll(make_core) -> None:
+    backend = ScriptedBackend()
+    backend.gate = asyncio.Event()
+    core = await make_core(backend, start=False, generation_concurrency=8, generation_per_person=8)
+    core.queue.config = replace(core.queue.config, poll_seconds=60)  # only wake-ups can start these jobs
+    chat = Chat(core)
+    await core.start()
+    # Every worker's first look waits for the claim lock while the twelve requests are queued: a look
+    # that began before a job existed must still not lose that job's wake-up.
+    async with core.queue._claim_lock:
+        await asyncio.gather(*(chat.say(f"user{i}", f"/imagine fox number {i}") for i in range(12)))
+    async with asyncio.timeout(5):
+        while backend.running < 8:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    backend.gate.set()
+    async with asyncio.timeout(10):
+        await core.drain()  # the four left start as workers come free, with no wake-up from outside
+    assert await count(core, Post) == 12

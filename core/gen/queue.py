@@ -82,7 +82,9 @@ class GenerationQueue:
         self.breaker = breaker
         self.on_committed = on_committed  # progress rows were written: wake the outbox
         self.worker_id = f"w-{uuid.uuid4().hex[:12]}"
-        self._wake = asyncio.Event()
+        # One event per idle worker (waiting, or looking for a job): wake() sets one of them, so a
+        # new job wakes one worker instead of every idle worker racing for it.
+        self._idle: list[asyncio.Event] = []
         self._claim_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -112,7 +114,8 @@ class GenerationQueue:
         """Stop taking jobs; jobs still running after the grace period are cut off and will be
         queued again by the next start."""
         self._stopping = True
-        self._wake.set()
+        for signal in self._idle:
+            signal.set()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:
@@ -123,44 +126,64 @@ class GenerationQueue:
         self._tasks = []
 
     def wake(self) -> None:
-        self._wake.set()
+        """A job may be runnable: wake one idle worker. A worker that takes a job wakes the next one
+        (see _work), so a burst of jobs fans out over the idle workers."""
+        for signal in self._idle:
+            if not signal.is_set():
+                signal.set()
+                return
+        # Every idle worker is already due to look again (or none is idle): nothing is lost.
 
     async def _work(self) -> None:
-        while not self._stopping:
-            self._wake.clear()  # before looking, so a wake-up during the look is not lost
-            try:
-                job = await self._claim()
-            except Exception:
-                log.exception("claiming a generation job failed")
-                job = None
-            if job is None:
-                if self._stopping:  # stop() may have set the event while we were claiming
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
-                continue
-            await self._process(job)
-            self._wake.set()  # a per-person slot is free again
+        signal = asyncio.Event()
+        self._idle.append(signal)  # idle while it looks too, so a wake-up during the look is not lost
+        try:
+            while not self._stopping:
+                signal.clear()
+                try:
+                    job = await self._claim()
+                except Exception:
+                    log.exception("claiming a generation job failed")
+                    job = None
+                if job is None:
+                    if self._stopping:  # stop() may have set the event while we were claiming
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(signal.wait(), self.config.poll_seconds)
+                    continue
+                self._idle.remove(signal)
+                self.wake()  # more jobs may be waiting; a wake-up meant for us passes on too
+                try:
+                    # When it is done this worker looks again at once, which also finds a job
+                    # that waited for this person's slot.
+                    await self._process(job)
+                finally:
+                    self._idle.append(signal)
+        finally:
+            self._idle.remove(signal)
 
     async def _claim(self) -> GenerationJob | None:
-        now = utcnow()
-        busy = (
-            select(GenerationJob.person_id)
-            .where(GenerationJob.status == "running")
-            .group_by(GenerationJob.person_id)
-            .having(func.count() >= self.config.per_person)
-        )
-        due = (
-            select(GenerationJob.id)
-            .where(
-                GenerationJob.status == "queued",
-                GenerationJob.not_before <= now,
-                GenerationJob.person_id.not_in(busy),
-            )
-            .order_by(GenerationJob.id)
-            .limit(1)
-        )
         async with self._claim_lock, self.sessions() as session:
+            await session.connection()
+            # The clock is read after waiting for the lock and a connection, so a job queued during
+            # that wait (stamped not_before = its enqueue time) is already due.
+            now = utcnow()
+            busy = (
+                select(GenerationJob.person_id)
+                .where(GenerationJob.status == "running")
+                .group_by(GenerationJob.person_id)
+                .having(func.count() >= self.config.per_person)
+            )
+            due = (
+                select(GenerationJob.id)
+                .where(
+                    GenerationJob.status == "queued",
+                    GenerationJob.not_before <= now,
+                    GenerationJob.person_id.not_in(busy),
+                )
+                .order_by(GenerationJob.id)
+                .limit(1)
+            )
             job = await session.scalar(
                 update(GenerationJob)
                 .where(GenerationJob.id.in_(due.scalar_subquery()), GenerationJob.status == "queued")
