@@ -192,13 +192,14 @@ class Delivery(Base):
     kind: Mapped[str] = mapped_column(String(16))  # job, gallery, text, ...
     payload: Mapped[str] = mapped_column(Text)  # JSON, rendered into a Reply at send time
     person_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
-    # pending, sending, sent, skipped (nothing to send / unreachable), uncertain (outcome unknown), failed
+    # pending, claimed (taken by a sender, not attempted yet), sending, sent, skipped (nothing to send /
+    # unreachable), uncertain (outcome unknown), failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_ref: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when a sender took it (status "sending")
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when a sender took it (claimed, sending)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

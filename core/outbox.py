@@ -2,10 +2,11 @@
 notifications) is a `Delivery` row written before it is attempted, then sent by one paced sender
 per platform.
 
-Each row is claimed with a conditional UPDATE (pending -> sending), so two processes never send
-the same row. A row whose send may or may not have happened (a read timeout, or a crash while it
-was "sending") becomes "uncertain" and is not repeated: a visible duplicate is worse than a gap
-an operator can see.
+Rows are claimed a batch at a time with a conditional UPDATE (pending -> claimed), so two
+processes never take the same row, and each row moves claimed -> sending just before its own send.
+A row whose send may or may not have happened (a read timeout, or a crash while it was "sending")
+becomes "uncertain" and is not repeated: a visible duplicate is worse than a gap an operator can
+see. A row still "claimed" after a crash was never attempted and goes back to "pending".
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 BATCH = 20
 MAX_ATTEMPTS = 5
 STALE_SENDING = timedelta(minutes=2)  # no single send takes this long; such a row was cut off by a crash
+IN_FLIGHT = ("pending", "claimed", "sending")  # statuses of rows not finished yet
 DEFAULT_RATE = 25.0
 
 
@@ -101,6 +103,7 @@ class Outbox:
         self._senders: dict[str, _Sender] = {}
         self._stopping = False
         self._started = False
+        self._recovered_at = 0.0  # loop time of the last look for rows a dead process left behind
         self.on_unreachable: Callable[[str, str], Awaitable[None]] | None = None
 
     def add_renderer(self, kind: str, renderer: Renderer) -> None:
@@ -140,13 +143,31 @@ class Outbox:
                 sender.wake.set()
 
     async def _recover_stale(self) -> None:
+        """Rows a crashed process left behind: those it had claimed but not attempted are sent
+        again; the one it was sending may have arrived, so it is marked uncertain, not repeated.
+        Runs at start and now and then while idle, since the crashed process may not be restarted."""
+        self._recovered_at = asyncio.get_running_loop().time()
+        stale = utcnow() - STALE_SENDING
         async with self.sessions() as session:
             await session.execute(
                 update(Delivery)
-                .where(Delivery.status == "sending", Delivery.claimed_at < utcnow() - STALE_SENDING)
+                .where(Delivery.status == "claimed", Delivery.claimed_at < stale)
+                .values(status="pending", attempts=Delivery.attempts - 1)
+            )
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.status == "sending", Delivery.claimed_at < stale)
                 .values(status="uncertain", error="interrupted while sending")
             )
             await session.commit()
+
+    async def _recover_now_and_then(self) -> None:
+        if asyncio.get_running_loop().time() - self._recovered_at < STALE_SENDING.total_seconds() / 2:
+            return
+        try:
+            await self._recover_stale()
+        except Exception:
+            log.exception("outbox recovery failed")
 
     async def _claim(self, platform: str) -> list[Delivery]:
         now = utcnow()
@@ -160,7 +181,7 @@ class Outbox:
             rows = await session.scalars(
                 update(Delivery)
                 .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == "pending")
-                .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1)
+                .values(status="claimed", claimed_at=now, attempts=Delivery.attempts + 1)
                 .returning(Delivery)
                 .execution_options(synchronize_session=False)
             )
@@ -180,6 +201,7 @@ class Outbox:
             if not batch:
                 if self._stopping:  # stop() may have set the event while we were claiming
                     break
+                await self._recover_now_and_then()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sender.wake.wait(), self.poll_seconds)
                 continue
@@ -200,7 +222,7 @@ class Outbox:
         async with self.sessions() as session:
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_([r.id for r in rows]), Delivery.status == "sending")
+                .where(Delivery.id.in_([r.id for r in rows]), Delivery.status == "claimed")
                 .values(status="pending", attempts=Delivery.attempts - 1)
             )
             await session.commit()
@@ -215,6 +237,8 @@ class Outbox:
             await self._finish(delivery, "skipped", error="nothing to send")
             return 0.0
         await sender.limiter.acquire()
+        if not await self._start_sending(delivery):
+            return 0.0  # recovered as stale and taken by another sender meanwhile
         try:
             if outgoing.edit is not None:
                 ref = await sender.messenger.edit(outgoing.edit, outgoing.reply)
@@ -245,6 +269,22 @@ class Outbox:
             await self._mark(session, delivery, "sent", sent_ref=ref.encode())
             await session.commit()
         return 0.0
+
+    async def _start_sending(self, delivery: Delivery) -> bool:
+        """claimed -> sending, committed right before the send: from here a crash leaves the
+        outcome unknown. Only while the claim is still ours (same claimed_at)."""
+        async with self.sessions() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery.id,
+                    Delivery.status == "claimed",
+                    Delivery.claimed_at == delivery.claimed_at,
+                )
+                .values(status="sending")
+            )
+            await session.commit()
+        return bool(result.rowcount == 1)
 
     async def _finish(self, delivery: Delivery, status: str, *, error: str | None = None) -> None:
         async with self.sessions() as session:
@@ -278,9 +318,7 @@ class Outbox:
             return True
         async with self.sessions() as session:
             busy = await session.scalar(
-                select(Delivery.id)
-                .where(Delivery.platform.in_(platforms), Delivery.status.in_(("pending", "sending")))
-                .limit(1)
+                select(Delivery.id).where(Delivery.platform.in_(platforms), Delivery.status.in_(IN_FLIGHT)).limit(1)
             )
         return busy is None
 

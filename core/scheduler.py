@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
 
-from core import gallery
+from core import gallery, outbox
 from core.feed import digest, notifications
 from core.models import Delivery, Notification, utcnow
 
@@ -50,7 +50,7 @@ async def prune(core: Core) -> None:
     cutoff = utcnow() - KEEP
     async with core.sessions() as session:
         await session.execute(
-            delete(Delivery).where(Delivery.status.not_in(("pending", "sending")), Delivery.created_at < cutoff)
+            delete(Delivery).where(Delivery.status.not_in(outbox.IN_FLIGHT), Delivery.created_at < cutoff)
         )
         await session.execute(delete(Notification).where(Notification.batched_at < cutoff))
         await session.commit()

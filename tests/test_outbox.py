@@ -1,0 +1,259 @@
+"""The outbox: each row delivered once across crashes, restarts and two processes; pacing, RetryLater,
+unreachable people and sends whose outcome is unknown."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from core import outbox
+from core.app import Core, bootstrap
+from core.config import Settings
+from core.feed.digest import compose_pass
+from core.messenger import DeliveryUncertain, RetryLater, Unreachable
+from core.models import Delivery, utcnow
+from tests.fakes.platform import FakeMessenger, add_post, chat_of, deliveries, identity, person_id
+from tests.support import Chat
+
+MakeCore = Callable[..., Awaitable[Core]]
+
+
+@pytest.fixture
+async def make_core(core: Core, settings: Settings) -> AsyncIterator[MakeCore]:
+    """More processes on the test database; closed before `core` empties the tables."""
+    made: list[Core] = []
+
+    async def build(*messengers: FakeMessenger, start: bool = True) -> Core:
+        app = await bootstrap(settings)
+        app.outbox.poll_seconds = 0.05
+        for messenger in messengers:
+            app.register_messenger(messenger)
+        if start:
+            await app.start()
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        await app.aclose()
+
+
+async def queue_texts(core: Core, chats: list[str], platform: str = "console") -> None:
+    async with core.sessions() as session:
+        for chat_id in chats:
+            await outbox.add(
+                session,
+                key=f"test:{chat_id}",
+                platform=platform,
+                chat_id=chat_id,
+                kind="text",
+                payload={"text": f"hello {chat_id}"},
+            )
+        await session.commit()
+
+
+async def drained(core: Core, seconds: float = 15) -> None:
+    core.outbox.wake()
+    async with asyncio.timeout(seconds):
+        await core.drain()
+
+
+async def statuses(core: Core) -> dict[str, str]:
+    return {d.chat_id: d.status for d in await deliveries(core)}
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 (the fake platform has no event to wait on)
+            await asyncio.sleep(0.01)
+
+
+async def a_network_with_digests(chat: Chat, readers: int) -> list[str]:
+    handles = [f"reader{i:02d}" for i in range(readers)]
+    await chat.say("alice", "/start")
+    for handle in handles:
+        await chat.say(handle, "/follow alice")
+    await add_post(chat.core, "alice", utcnow() - timedelta(hours=1), likes=2)
+    stats = await compose_pass(chat.core.sessions, chat.core.settings, utcnow(), force=True)
+    assert stats.queued == readers  # alice's own post is all there is: she has no digest
+    return handles
+
+
+async def test_a_crash_in_mid_run_resumes_with_no_gap_and_no_duplicate(chat: Chat, make_core: MakeCore) -> None:
+    handles = await a_network_with_digests(chat, 30)
+    # The first process dies just after the platform took its 7th digest, before writing that down.
+    platform = FakeMessenger(crash_after=7)
+    first = await make_core(platform)
+    await wait_until(lambda: len(platform.sent) == 7)
+    await asyncio.sleep(0.3)
+    assert len(platform.sent) == 7  # it is dead: nothing more went out
+    in_flight = platform.sent[-1].chat_id
+
+    # The operator restarts it a few minutes later, on the same database.
+    async with first.sessions() as session:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.claimed_at.is_not(None))
+            .values(claimed_at=utcnow() - outbox.STALE_SENDING - timedelta(minutes=1))
+        )
+        await session.commit()
+    second = await make_core(platform)
+    await drained(second)
+
+    assert platform.counts() == {chat_of(h): 1 for h in handles}  # everyone once: no gap, no duplicate
+    final = await statuses(second)
+    # The one whose outcome the crash hid is marked, not repeated; every other row is sent.
+    assert final.pop(in_flight) == "uncertain"
+    assert {final[chat_of(h)] for h in handles if chat_of(h) != in_flight} == {"sent"}
+
+
+async def test_a_running_process_takes_over_what_a_crashed_one_left_without_a_restart(
+    chat: Chat, make_core: MakeCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "STALE_SENDING", timedelta(seconds=0.5))
+    handles = await a_network_with_digests(chat, 25)
+    platform = FakeMessenger(crash_after=4)
+    survivor = await make_core(start=False)
+    await make_core(platform)  # takes the first batch, and dies in it
+    await wait_until(lambda: len(platform.sent) == 4)
+    survivor.register_messenger(platform)
+    await survivor.start()
+    await wait_until(lambda: len(platform.sent) == len(handles))
+    await drained(survivor)
+    assert platform.counts() == {chat_of(h): 1 for h in handles}
+    final = await statuses(survivor)
+    assert final[platform.sent[3].chat_id] == "uncertain"
+
+
+async def test_a_stop_between_sends_leaves_the_rest_for_the_next_process(chat: Chat, make_core: MakeCore) -> None:
+    handles = await a_network_with_digests(chat, 12)
+    platform = FakeMessenger(rate_per_second=40)
+    first = await make_core(platform)
+    await wait_until(lambda: len(platform.sent) >= 3)
+    await first.outbox.stop()
+    stopped_at = len(platform.sent)
+    assert stopped_at < len(handles)
+    second = await make_core(platform)
+    await drained(second)
+    assert platform.counts() == {chat_of(h): 1 for h in handles}
+    final = await statuses(second)
+    assert {final[chat_of(h)] for h in handles} == {"sent"}
+
+
+async def test_two_processes_sending_at_once_deliver_each_row_once(core: Core, make_core: MakeCore) -> None:
+    chats = [f"chat-{i:02d}" for i in range(40)]
+    await queue_texts(core, chats)
+    one, two = FakeMessenger(delay=0.005), FakeMessenger(delay=0.005)
+    # Built one after the other (alembic's proxies are per interpreter), started together.
+    first, second = await make_core(one, start=False), await make_core(two, start=False)
+    await asyncio.gather(first.start(), second.start())
+    await asyncio.gather(drained(first), drained(second))
+    together = one.counts() + two.counts()
+    assert together == {chat_id: 1 for chat_id in chats}
+    assert set((await statuses(core)).values()) == {"sent"}
+
+
+async def test_retry_later_pauses_the_platform_then_delivers_once(core: Core, make_core: MakeCore) -> None:
+    await queue_texts(core, ["chat-a", "chat-b", "chat-c"])
+    platform = FakeMessenger(failures={"chat-a": [RetryLater(0.4)]})
+    app = await make_core(platform)
+    await drained(app)
+    assert platform.counts() == {"chat-a": 1, "chat-b": 1, "chat-c": 1}
+    refused_at = platform.attempts[0][1]
+    assert platform.attempts[0][0] == "chat-a"
+    # Nothing at all went to the platform during the pause it asked for.
+    assert all(at - refused_at >= 0.38 for _, at in platform.attempts[1:]), platform.attempts
+    rows = {d.chat_id: d for d in await deliveries(core)}
+    assert rows["chat-a"].status == "sent" and rows["chat-a"].attempts == 1  # a 429 is not a failed attempt
+
+
+async def test_sends_are_paced_to_the_platforms_rate(core: Core, make_core: MakeCore) -> None:
+    chats = [f"chat-{i}" for i in range(8)]
+    await queue_texts(core, chats)
+    platform = FakeMessenger(rate_per_second=20)
+    app = await make_core(platform)
+    await drained(app)
+    times = [s.at for s in platform.sent]
+    assert len(times) == 8
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.04, gaps  # one every 1/20 s, no burst
+    assert times[-1] - times[0] >= 7 * 0.05 * 0.9
+
+
+async def test_each_platform_is_paced_on_its_own(core: Core, make_core: MakeCore) -> None:
+    await queue_texts(core, ["slow-1", "slow-2", "slow-3"], platform="telegram")
+    await queue_texts(core, [f"fast-{i}" for i in range(10)])
+    slow, fast = FakeMessenger(platform="telegram", rate_per_second=4), FakeMessenger(rate_per_second=1000)
+    app = await make_core(slow, fast)
+    await drained(app)
+    assert len(fast.sent) == 10 and len(slow.sent) == 3
+    assert fast.sent[-1].at < slow.sent[-1].at - 0.3  # the fast one did not wait for the slow one
+
+
+async def test_an_uncertain_send_is_marked_and_never_repeated(core: Core, make_core: MakeCore) -> None:
+    await queue_texts(core, ["chat-a", "chat-b"])
+    platform = FakeMessenger(failures={"chat-a": [DeliveryUncertain("read timeout")]})
+    app = await make_core(platform)
+    await drained(app)
+    again = await make_core(platform)  # a restart does not retry it either
+    await drained(again)
+    assert [chat_id for chat_id, _ in platform.attempts].count("chat-a") == 1
+    rows = {d.chat_id: d for d in await deliveries(core)}
+    assert rows["chat-a"].status == "uncertain" and rows["chat-a"].error == "read timeout"
+    assert rows["chat-b"].status == "sent"
+
+
+async def test_a_row_left_sending_by_a_crash_becomes_uncertain_once_stale(core: Core, make_core: MakeCore) -> None:
+    await queue_texts(core, ["chat-old", "chat-fresh", "chat-new"])
+    async with core.sessions() as session:
+        for chat_id, age in (("chat-old", outbox.STALE_SENDING + timedelta(seconds=5)), ("chat-fresh", timedelta())):
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.chat_id == chat_id)
+                .values(status="sending", claimed_at=utcnow() - age, attempts=1)
+            )
+        await session.commit()
+    platform = FakeMessenger()
+    app = await make_core(platform)
+    await wait_until(lambda: len(platform.sent) == 1)
+    await asyncio.sleep(0.2)
+    assert platform.counts() == {"chat-new": 1}
+    found = await statuses(core)
+    assert found["chat-old"] == "uncertain"  # its sender died while sending: no second try
+    assert found["chat-fresh"] == "sending"  # may belong to a live process: left alone
+    await app.outbox.stop()
+
+
+async def test_an_unreachable_person_is_skipped_and_later_messages_to_them_are_dropped(
+    chat: Chat, make_core: MakeCore
+) -> None:
+    for handle in ("ann", "blocker", "cid"):
+        await chat.say(handle, "/start")
+    blocker = await person_id(chat.core, "blocker")
+    async with chat.core.sessions() as session:
+        for handle in ("ann", "blocker", "blocker2", "cid"):
+            target = chat_of(handle.removesuffix("2"))
+            await outbox.add(
+                session,
+                key=f"test:{handle}",
+                platform="console",
+                chat_id=target,
+                kind="text",
+                payload={"text": f"hi {handle}"},
+                person_id=blocker if target == chat_of("blocker") else None,
+            )
+        await session.commit()
+    platform = FakeMessenger(failures={chat_of("blocker"): [Unreachable("blocked")]})
+    app = await make_core(platform)
+    await drained(app)
+    assert platform.counts() == {chat_of("ann"): 1, chat_of("cid"): 1}
+    assert [chat_id for chat_id, _ in platform.attempts].count(chat_of("blocker")) == 1  # never tried again
+    assert (await identity(chat.core, "blocker")).unreachable
+    rows = {d.key: d for d in await deliveries(chat.core)}
+    assert rows["test:blocker"].status == rows["test:blocker2"].status == "skipped"
+    assert "unreachable" in (rows["test:blocker"].error or "")
