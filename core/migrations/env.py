@@ -28,6 +28,9 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     engine = create_engine(load_settings().database_url)
     async with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # As in core.migrate: a batch migration's DROP TABLE must not cascade (the engine is thrown away after).
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         await connection.run_sync(do_run_migrations)
         await connection.commit()
     await engine.dispose()
