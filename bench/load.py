@@ -54,9 +54,16 @@ async def is_built(url: str, shape: Shape, seed: int) -> bool:
     try:
         async with engine.begin() as conn:
             meta = await read_meta(conn)
+            if meta.get("complete") != "1" or meta.get("shape") != describe(shape, seed):
+                return False
+            # Rows can vanish after the build (a migration once cascaded a table rebuild into every child row).
+            built = json.loads(meta["counts"])
+            for table in ("posts", "follows"):
+                if await conn.scalar(text(f"SELECT count(*) FROM {table}")) != built[table]:
+                    return False
     finally:
         await engine.dispose()
-    return meta.get("complete") == "1" and meta.get("shape") == describe(shape, seed)
+    return True
 
 
 async def catch_up(engine: AsyncEngine, say: Say) -> None:
