@@ -116,8 +116,21 @@ async def batch_pass(sessions: async_sessionmaker[AsyncSession], settings: Setti
             await session.commit()
 
 
+async def _take_turn(session: AsyncSession, person_id: int, now: datetime, cutoff: datetime) -> bool:
+    """At most one message per interval, also when two processes batch at once: the turn is taken
+    with a conditional UPDATE, which waits for the other pass's commit and then finds the turn gone."""
+    result = await session.execute(
+        update(Person)
+        .where(Person.id == person_id, or_(Person.last_notified_at.is_(None), Person.last_notified_at <= cutoff))
+        .values(last_notified_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)
+
+
 async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[Person], now: datetime) -> int:
     ids = [p.id for p in people]
+    cutoff = now - timedelta(minutes=settings.notify_interval_minutes)
     events = await _pending(session, ids)
     targets = await reachable_targets(session, ids)
     queued = 0
@@ -129,6 +142,8 @@ async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[P
         if person.notify_enabled and target is not None:
             if in_quiet_hours(now, zone_of(person, settings), settings.quiet_hours):
                 continue  # they stay pending until the quiet hours end
+            if not await _take_turn(session, person.id, now, cutoff):
+                continue  # another pass told them since we looked; what is left waits for the next turn
             lines = summarise([event for _, event in pending])
             post_ids = list(dict.fromkeys(e.post_id for _, e in pending if e.post_id is not None))[:3]
             await outbox.add(
@@ -143,12 +158,11 @@ async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[P
                 },
                 person_id=person.id,
             )
-            person.last_notified_at = now
             queued += 1
         # Sent, or not wanted (turned off, nowhere to send): either way these events are done.
         await session.execute(
             update(Notification)
-            .where(Notification.id.in_([event_id for event_id, _ in pending]))
+            .where(Notification.id.in_([event_id for event_id, _ in pending]), Notification.batched_at.is_(None))
             .values(batched_at=now)
         )
     return queued
