@@ -30,6 +30,7 @@ from tests.fakes.platform import (
     deliveries,
     identity,
     person_id,
+    set_person,
     solid_png,
 )
 from tests.support import Chat
@@ -558,3 +559,35 @@ async def test_digest_status_says_soon_when_todays_digest_is_due_but_not_yet_sen
     stats = await compose_pass(chat.core.sessions, chat.core.settings, utcnow())
     assert stats.considered == 1
     assert _expected_next("Asia/Tokyo", time(0, 0), sent_today=True) in await chat.text("ann", "/digest")
+
+
+# --- the scheduler -----------------------------------------------------------------------------------------
+
+
+async def test_the_running_bot_sends_digests_notifications_and_best_of_on_its_own(
+    core: Core, settings: Settings
+) -> None:
+    every_tick = {"scheduler_tick_seconds": 0.2, "quiet_hours": "", "gallery_best_of_time": "00:00"}
+    app = await bootstrap(settings.model_copy(update=every_tick))
+    platform = FakeMessenger()
+    app.register_messenger(platform)
+    app.register_gallery("console", "gallery")
+    try:
+        chat = Chat(app)
+        await people(chat, "alice", "reader")
+        await chat.say("reader", "/digest 00:00")  # midnight UTC has always passed: due now
+        await chat.say("reader", "/follow alice")
+        post = await add_post(app, "alice", utcnow() - timedelta(hours=1), likes=1)
+        await set_person(app, "alice", digest_enabled=False)
+        await app.start(schedule=True)
+        async with asyncio.timeout(10):
+            while len(platform.sent) < 3:  # noqa: ASYNC110 (the fake platform has no event to wait on)
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)  # a few more ticks change nothing
+        texts = {s.chat_id: s.reply.text for s in platform.sent}
+        assert platform.counts() == {chat_of("reader"): 1, chat_of("alice"): 1, "gallery": 1}
+        assert texts[chat_of("reader")].startswith("☀️ Your daily digest")
+        assert texts[chat_of("alice")] == "🔔 @reader followed you"
+        assert texts["gallery"].startswith("🏆 Best of the day") and f"#{post}" in texts["gallery"]
+    finally:
+        await app.aclose()

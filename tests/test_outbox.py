@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from core import outbox
+from core import outbox, scheduler
 from core.app import Core, bootstrap
 from core.config import Settings
 from core.feed.digest import compose_pass
 from core.messenger import DeliveryUncertain, RetryLater, Unreachable
-from core.models import Delivery, utcnow
+from core.models import Delivery, Person, utcnow
 from tests.fakes.platform import FakeMessenger, add_post, chat_of, deliveries, identity, person_id
 from tests.support import Chat
 
@@ -257,3 +257,37 @@ async def test_an_unreachable_person_is_skipped_and_later_messages_to_them_are_d
     rows = {d.key: d for d in await deliveries(chat.core)}
     assert rows["test:blocker"].status == rows["test:blocker2"].status == "skipped"
     assert "unreachable" in (rows["test:blocker"].error or "")
+
+
+async def test_two_bots_started_at_once_compose_and_send_each_digest_once(chat: Chat, make_core: MakeCore) -> None:
+    handles = [f"reader{i:02d}" for i in range(30)]
+    await chat.say("alice", "/start")
+    for handle in handles:
+        await chat.say(handle, "/follow alice")
+    await add_post(chat.core, "alice", utcnow() - timedelta(hours=1), likes=2)
+    async with chat.core.sessions() as session:  # everyone's hour has come
+        await session.execute(update(Person).values(digest_time="00:00"))
+        await session.commit()
+    one, two = FakeMessenger(delay=0.002), FakeMessenger(delay=0.002)
+    first, second = await make_core(one, start=False), await make_core(two, start=False)
+    await asyncio.gather(first.start(), second.start())
+    for _ in range(3):  # a few scheduler ticks in each process
+        await asyncio.gather(scheduler.digest_tick(first), scheduler.digest_tick(second), scheduler.digest_tick(first))
+    await asyncio.gather(drained(first), drained(second))
+    assert one.counts() + two.counts() == {chat_of(h): 1 for h in handles}
+
+
+async def test_pruning_drops_old_finished_rows_and_keeps_anything_still_in_flight(core: Core) -> None:
+    statuses_ = ["pending", "claimed", "sending", "sent", "skipped", "uncertain", "failed"]
+    await queue_texts(core, [f"old-{s}" for s in statuses_] + ["new-sent"])
+    async with core.sessions() as session:
+        for status in statuses_:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.chat_id == f"old-{status}")
+                .values(status=status, created_at=utcnow() - scheduler.KEEP - timedelta(hours=1))
+            )
+        await session.execute(update(Delivery).where(Delivery.chat_id == "new-sent").values(status="sent"))
+        await session.commit()
+    await scheduler.prune(core)
+    assert sorted(await statuses(core)) == ["new-sent", "old-claimed", "old-pending", "old-sending"]
