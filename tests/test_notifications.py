@@ -153,6 +153,17 @@ async def test_nobody_is_notified_of_their_own_actions(chat: Chat) -> None:
     assert await told(chat, T0) == 0
 
 
+async def test_a_private_remix_is_not_told(chat: Chat) -> None:
+    post = await bobs_post(chat, "dave")
+    job = await chat.finish(await chat.say("dave", f"/remix {post} for my eyes only --private"))
+    assert job.status == "done"
+    assert await pending_events(chat) == 0  # bob cannot see it, so he is not told of it
+    job = await chat.finish(await chat.say("dave", f"/remix {post} for everyone"))
+    assert await told(chat, T0) == 1
+    [message] = (await delivered(chat)).to(chat_of("bob"))
+    assert message.text == f"🔔 @dave remixed #{post}"
+
+
 async def test_an_unlike_or_unfollow_before_the_batch_takes_the_news_back(chat: Chat) -> None:
     post = await bobs_post(chat, "carol", "dave")
     await chat.say("carol", f"/like {post}")

@@ -254,7 +254,7 @@ class GenerationQueue:
             finished = await session.get(GenerationJob, job.id, populate_existing=True)
             assert finished is not None
             await self.on_progress(session, finished)
-            if parent is not None:
+            if parent is not None and post.is_public:  # a private remix is not the parent author's news
                 await notifications.record(
                     session, recipient_id=parent.author_id, actor_id=author.id, kind="remix", post_id=parent.id
                 )
