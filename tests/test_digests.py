@@ -506,7 +506,7 @@ async def test_digest_command_shows_and_changes_the_setting(chat: Chat) -> None:
     assert status.startswith("Your daily digest comes at 09:00 (UTC).")
     assert _expected_next("UTC", time(9, 0)) in status
 
-    assert await chat.text("ann", "/digest off") == "Your daily digest is off. Turn it on with /digest on."
+    assert await chat.text("ann", "/digest OFF") == "Your daily digest is off. Turn it on with /digest on."
     assert await chat.text("ann", "/digest") == "Your daily digest is off. Turn it on with /digest on."
     assert (await chat.text("ann", "/digest on")).startswith("Your daily digest comes at 09:00 (UTC).")
 

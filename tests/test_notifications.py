@@ -182,6 +182,14 @@ async def test_an_unlike_or_unfollow_before_the_batch_takes_the_news_back(chat: 
     assert [m.text for m in (await delivered(chat, messenger)).to(chat_of("bob"))] == [f"🔔 @carol liked #{post}"]
 
 
+async def test_news_about_a_post_deleted_before_the_batch_is_dropped(chat: Chat) -> None:
+    post = await bobs_post(chat, "carol")
+    await chat.say("carol", f"/like {post}")
+    assert "Deleted" in await chat.text("bob", f"/delete {post}")
+    assert await told(chat, T0) == 0
+    assert await deliveries(chat.core) == []
+
+
 async def test_notifications_go_to_the_platform_where_the_person_was_last_active(chat: Chat) -> None:
     post = await bobs_post(chat, "carol")
     bob = await person_id(chat.core, "bob")

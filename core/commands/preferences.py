@@ -49,8 +49,8 @@ async def digest(ctx: Context, args: str) -> list[Reply]:
     words = args.split()
     if not words:
         return [Reply(text=await _digest_status(ctx))]
-    if words == ["on"] or words == ["off"]:
-        ctx.person.digest_enabled = words[0] == "on"
+    if len(words) == 1 and words[0].lower() in ("on", "off"):  # as /notify: any case
+        ctx.person.digest_enabled = words[0].lower() == "on"
     elif len(words) <= 2:
         try:
             at = parse_clock(words[0])
