@@ -124,7 +124,7 @@ async def bench_one(db: str, args: argparse.Namespace, builder: Builder) -> Resu
         warmup = args.warmup if args.warmup is not None else max(5, args.iterations // 10)
         watch = CpuWatch.start()
         timings = await measure(core, args.iterations, warmup)
-        load_line = describe_load(watch.others_share(), includes_server=db == "postgres")
+        load_line = describe_load(watch.stop())
         rows = await load.counts(core.engine)
         title = (
             f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'}: {rows['people']:,} people, {rows['follows']:,} follows, "

@@ -24,30 +24,57 @@ def _own_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _server_seconds() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL server process on this machine, by pid (empty where there is no /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, _, rest = text.partition(") ")
+        if name.endswith("(postgres"):
+            fields = rest.split()
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    others: float  # share of all CPUs used by processes other than us and the PostgreSQL server
+    server: float  # share used by PostgreSQL server processes (ours and anyone else's)
+
+
 @dataclass(slots=True)
 class CpuWatch:
-    """Share of the machine's CPUs that processes other than this one used between start and stop."""
+    """How much of the machine's CPUs other processes used between start and stop."""
 
-    wall: float = 0.0
-    busy: float | None = None
-    own: float = 0.0
+    wall: float
+    busy: float | None
+    own: float
+    server: dict[int, float]
 
     @classmethod
     def start(cls) -> CpuWatch:
-        return cls(time.perf_counter(), _busy_seconds(), _own_seconds())
+        return cls(time.perf_counter(), _busy_seconds(), _own_seconds(), _server_seconds())
 
-    def others_share(self) -> float | None:
-        busy = _busy_seconds()
+    def stop(self) -> Load | None:
+        busy, own, server = _busy_seconds(), _own_seconds(), _server_seconds()
         if busy is None or self.busy is None:
             return None
-        elapsed = time.perf_counter() - self.wall
-        others = (busy - self.busy) - (_own_seconds() - self.own)
-        return max(0.0, others / (elapsed * (os.cpu_count() or 1)))
+        capacity = (time.perf_counter() - self.wall) * (os.cpu_count() or 1)
+        # Server processes that ended meanwhile are missed, so `others` can only be overstated.
+        server_used = sum(max(0.0, used - self.server.get(pid, 0.0)) for pid, used in server.items())
+        others = (busy - self.busy) - (own - self.own) - server_used
+        return Load(max(0.0, others / capacity), min(1.0, server_used / capacity))
 
 
-def describe_load(share: float | None, *, includes_server: bool) -> str:
-    if share is None:
+def describe_load(load: Load | None) -> str:
+    if load is None:
         return "machine load: unknown (no /proc/stat)"
-    who = "other processes (the PostgreSQL server included)" if includes_server else "other processes"
-    note = "" if includes_server or share < 0.1 else "  -- a busy machine: tails are inflated, measure again when quiet"
-    return f"machine load while measuring: {who} used {share:.0%} of {os.cpu_count()} CPUs{note}"
+    note = "" if load.others < 0.1 else "  -- a busy machine: tails are inflated, measure again when quiet"
+    return (
+        f"machine load while measuring: other processes used {load.others:.0%} of {os.cpu_count()} CPUs, "
+        f"the PostgreSQL server {load.server:.0%}{note}"
+    )
