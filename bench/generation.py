@@ -38,6 +38,7 @@ DEFAULT_PG = "postgresql+asyncpg://root@127.0.0.1:5432/test"
 PG_DATABASE = "bench_generation"  # our own database on that server, dropped and created for every run
 TARGET = 0.90  # of the ideal, at every concurrency
 POLL = 0.01  # seconds between checks for the last job; the wall time is this precise
+ARRIVALS = {"serial": "one after another", "burst": "all at once"}
 SETTLE = 0.3  # seconds between starting the workers and the first request
 
 
@@ -73,6 +74,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=2.0, help="seconds the fake remote backend takes per image")
     parser.add_argument("--concurrency", type=_int_list, default=[1, 4, 16, 32], help="comma-separated list")
     parser.add_argument("--local", action="store_true", help="also run the offline (CPU-bound) backend")
+    parser.add_argument(
+        "--arrival",
+        choices=("serial", "burst"),
+        default="serial",
+        help="requests one after another, as an adapter handles updates in order (default), or all N at once",
+    )
     return parser.parse_args(argv)
 
 
@@ -208,8 +215,11 @@ async def run(args: argparse.Namespace) -> list[Row]:
         remote = []
         for c in args.concurrency:
             backend = FakeRemoteBackend(args.latency)
-            remote.append(await run_once(db, backend, c, jobs_for(c, args.jobs), c / args.latency))
-        title = f"{db_name(db)}, fake remote backend ({args.latency:g} s per image); ideal = concurrency / latency"
+            remote.append(await run_once(db, backend, c, jobs_for(c, args.jobs), c / args.latency, args.arrival))
+        title = (
+            f"{db_name(db)}, fake remote backend ({args.latency:g} s per image), requests {ARRIVALS[args.arrival]};"
+            " ideal = concurrency / latency"
+        )
         say(table(title, remote, args.latency))
         below = [r.concurrency for r in remote if r.share < TARGET]
         say(f"target {TARGET:.0%} of ideal: " + (f"MISSED at concurrency {below}" if below else "met at every row"))
@@ -219,10 +229,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
             local = []
             for c in args.concurrency:
                 ideal = min(c, cores) / one_image
-                local.append(await run_once(db, LocalBackend(), c, jobs_for(c, args.jobs), ideal))
+                local.append(await run_once(db, LocalBackend(), c, jobs_for(c, args.jobs), ideal, args.arrival))
             title = (
-                f"{db_name(db)}, offline backend (1024x1024, {one_image * 1000:.0f} ms per image alone, {cores} cores);"
-                " ideal = min(concurrency, cores) / single-image time"
+                f"{db_name(db)}, offline backend (1024x1024, {one_image * 1000:.0f} ms per image alone, {cores} cores),"
+                f" requests {ARRIVALS[args.arrival]}; ideal = min(concurrency, cores) / single-image time"
             )
             say(table(title, local, None))
             say()
