@@ -67,3 +67,11 @@ def test_concurrency_lists_are_checked() -> None:
     for bad in ("0", "two", ""):
         with pytest.raises(SystemExit):
             generation.parse(["--concurrency", bad])
+
+
+async def test_requests_can_arrive_all_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    args = generation.parse(["--latency", "0.05", "--concurrency", "4", "--jobs", "8", "--arrival", "burst"])
+    [row] = await generation.run(args)
+    printed = capsys.readouterr().out
+    [cells] = rows_of(printed, "SQLite, fake remote backend (0.05 s per image), requests all at once")
+    assert cells[0] == "4" and row.jobs == 8 and row.peak == 4 and row.rate > 0
