@@ -46,6 +46,8 @@ def _title(kind: str, day: date) -> str:
 class DigestRenderer:
     """Payload {"posts": [ids], "date": "YYYY-MM-DD"} for kinds "digest" and "bestof"."""
 
+    render_ahead = True  # depends on no earlier send: the outbox makes the collage while others go out
+
     def __init__(self, media: MediaStore) -> None:
         self.media = media
 
