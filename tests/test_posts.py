@@ -349,3 +349,11 @@ async def test_generated_png_records_the_prompt_and_author(chat: Chat, media_dir
     assert stored is not None
     info = Image.open(io.BytesIO((media_dir / stored.image_path).read_bytes())).text  # type: ignore[attr-defined]
     assert info["prompt"] == "a violet moon" and info["seed"] == "11" and info["author"] == "alice"
+
+
+async def test_a_deleted_posts_number_is_never_given_to_another_post(chat: Chat) -> None:
+    first = await chat.post("alice", "a fox")
+    newest = await chat.post("alice", "a newer fox")
+    assert "Deleted" in await chat.text("alice", f"/delete {newest}")
+    again = await chat.post("alice", "yet another fox")
+    assert again > newest > first
