@@ -271,3 +271,25 @@ async def test_jobs_queued_while_every_worker_is_looking_start_without_waiting_f
     async with asyncio.timeout(10):
         await core.drain()  # the four left start as workers come free, with no wake-up from outside
     assert await count(core, Post) == 12
+
+
+async def test_a_crash_inside_a_job_requeues_it_and_the_worker_carries_on(make_core, monkeypatch) -> None:
+    core = await make_core(ScriptedBackend(), generation_concurrency=1)
+    core.queue.config = replace(core.queue.config, poll_seconds=0.02, backoff_base=0.01)
+    original = core.queue._complete
+    crashes = []
+
+    async def complete_once_broken(job, stored):  # the database goes away at the worst moment, once
+        if not crashes:
+            crashes.append(job.id)
+            raise ConnectionError("database connection lost")
+        await original(job, stored)
+
+    monkeypatch.setattr(core.queue, "_complete", complete_once_broken)
+    chat = Chat(core)
+    first = await chat.finish(await chat.say("alice", "/imagine unlucky fox"))
+    second = await chat.finish(await chat.say("bob", "/imagine lucky fox"))
+    assert crashes == [first.id]
+    assert first.status == "done" and first.attempts == 2
+    assert second.status == "done"
+    assert await count(core, Post) == 2

@@ -157,6 +157,10 @@ class GenerationQueue:
                     # When it is done this worker looks again at once, which also finds a job
                     # that waited for this person's slot.
                     await self._process(job)
+                except Exception:
+                    # A bug or a lost database must not end this worker: the job goes back in line.
+                    log.exception("generation job %s crashed its worker; queueing it again", job.id)
+                    await self._requeue_after_crash(job)
                 finally:
                     self._idle.append(signal)
         finally:
@@ -296,6 +300,12 @@ class GenerationQueue:
                 .values(status="queued", worker=None, not_before=when, error=error, attempts=attempts)
             )
             await session.commit()
+
+    async def _requeue_after_crash(self, job: GenerationJob) -> None:
+        try:
+            await self._requeue(job, utcnow() + timedelta(seconds=backoff(job.attempts, self.config.backoff_base)))
+        except Exception:
+            log.exception("could not queue job %s again; the next start will", job.id)
 
     async def wait_for(self, job_id: int) -> GenerationJob:
         """Until the job is done or failed (tests, the console at end of input). Callers bound it
