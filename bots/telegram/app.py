@@ -152,10 +152,11 @@ async def _start_receiving(application: TelegramApp, settings: Settings, tuning:
     )
     server = WebhookServer(application, urlsplit(settings.telegram_webhook_url).path, secret)
     await server.start(settings.telegram_webhook_listen, settings.telegram_webhook_port)
+    # Known before Telegram is told about it: updates may arrive as soon as it is.
+    application.bot_data[WEBHOOK] = server
     await application.bot.set_webhook(
         settings.telegram_webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
     )
-    application.bot_data[WEBHOOK] = server
     return server
 
 
