@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -91,6 +91,17 @@ async def make_core(settings: Settings, database_url: str) -> AsyncIterator:
     for app in made:
         await app.aclose()
     await empty_tables(database_url)
+
+
+async def _value(value: int) -> int:
+    return value
+
+
+async def until(probe: Callable[[], Awaitable[int]], wanted: int, within: float = 10.0) -> None:
+    """Poll until `probe()` gives `wanted`; the machine may be slow, so no fixed sleeps."""
+    async with asyncio.timeout(within):
+        while await probe() != wanted:  # noqa: ASYNC110 - the state is in the database
+            await asyncio.sleep(0.02)
 
 
 async def count(core: Core, model: type, *where: object) -> int:
@@ -193,7 +204,8 @@ async def test_per_person_and_global_concurrency_limits(make_core) -> None:
         await chat.say("alice", f"/imagine alice {i}")
     for i in range(3):
         await chat.say("bob", f"/imagine bob {i}")
-    await asyncio.sleep(0.3)
+    await until(lambda: count(core, GenerationJob, GenerationJob.status == "running"), 2)
+    await asyncio.sleep(0.3)  # time for a third job to start, if the per-person limit failed
     async with core.sessions() as session:
         running = (
             await session.execute(
@@ -216,8 +228,7 @@ async def test_a_crash_mid_generation_is_recovered_with_no_loss_and_no_duplicate
     first = await make_core(stuck)
     chat = Chat(first)
     jobs = [(await chat.say(name, f"/imagine {name}'s fox"))[0].job_id for name in ("alice", "bob", "carol")]
-    await asyncio.sleep(0.2)
-    assert await count(first, GenerationJob, GenerationJob.status == "running") == 3
+    await until(lambda: count(first, GenerationJob, GenerationJob.status == "running"), 3)
 
     # A second process starts while the first is still stuck (as after a crash and restart):
     second = await make_core(ScriptedBackend())
@@ -225,7 +236,8 @@ async def test_a_crash_mid_generation_is_recovered_with_no_loss_and_no_duplicate
         await second.drain()
     # ...then the first one wakes up and finishes its stale work: it must not post again.
     stuck.gate.set()
-    await asyncio.sleep(0.3)
+    await until(lambda: _value(stuck.running), 0)
+    await asyncio.sleep(0.3)  # and the stale workers try to complete
     assert await count(second, Post) == 3
     async with second.sessions() as session:
         done = (await session.scalars(select(GenerationJob).where(GenerationJob.id.in_(jobs)))).all()
