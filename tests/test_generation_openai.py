@@ -158,7 +158,9 @@ async def test_a_restart_requeues_running_openai_jobs(
     fake_openai.script_images(slow(2.0))
     chat = Chat(openai_core)
     [progress] = await chat.say("alice", "/imagine a fox that survives a restart")
-    await asyncio.sleep(0.2)
+    async with asyncio.timeout(10):
+        while not fake_openai.image_requests:  # noqa: ASYNC110 - the request is in flight on the fake
+            await asyncio.sleep(0.02)
     await openai_core.queue.stop(grace=0)  # the process dies mid-request
     assert (await jobs(openai_core))[0].status == "running"
     fake_openai.script_images(image_ok())
