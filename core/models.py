@@ -114,6 +114,8 @@ class Post(Base):
         # /top walks the hot score downwards and stops after a page.
         Index("ix_posts_hot", "hot"),
         Index("ix_posts_parent_id", "parent_id"),
+        # Digests read each followed author's posts of the last day, however long their history.
+        Index("ix_posts_author_id_created_at", "author_id", "created_at"),
         # A deleted post's number is never given to another post: "#12" in a chat stays #12.
         {"sqlite_autoincrement": True},
     )
