@@ -114,8 +114,9 @@ class Post(Base):
         # /top walks the hot score downwards and stops after a page.
         Index("ix_posts_hot", "hot"),
         Index("ix_posts_parent_id", "parent_id"),
-        # Digests read each followed author's posts of the last day, however long their history.
-        Index("ix_posts_author_id_created_at", "author_id", "created_at"),
+        # The first post of the last day, so digests read only that day of each followed author's posts
+        # (through ix_posts_author_id_id), however long their history.
+        Index("ix_posts_created_at", "created_at"),
         # A deleted post's number is never given to another post: "#12" in a chat stays #12.
         {"sqlite_autoincrement": True},
     )

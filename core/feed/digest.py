@@ -55,10 +55,18 @@ async def trending(session: AsyncSession, since: datetime, limit: int = TRENDING
     return [(post_id, author_id) for post_id, author_id in rows]
 
 
+async def first_post_since(session: AsyncSession, since: datetime) -> int | None:
+    """The smallest post id created since `since` (through ix_posts_created_at)."""
+    return await session.scalar(select(func.min(Post.id)).where(Post.created_at >= since))
+
+
 async def followed_picks(
     session: AsyncSession, person_ids: list[int], since: datetime, size: int
 ) -> dict[int, list[int]]:
     """The best `size` posts per person from the people they follow, ranked by the decayed score."""
+    first = await first_post_since(session, since)
+    if first is None:
+        return {}
     rank = (
         func.row_number()
         .over(partition_by=Follow.follower_id, order_by=(Post.hot.desc(), Post.id.desc()))
@@ -67,7 +75,13 @@ async def followed_picks(
     ranked = (
         select(Follow.follower_id.label("person_id"), Post.id.label("post_id"), rank)
         .join(Post, Post.author_id == Follow.followee_id)
-        .where(Follow.follower_id.in_(person_ids), Post.created_at >= since, Post.visibility == "public")
+        .where(
+            Follow.follower_id.in_(person_ids),
+            # Every post since `since` has an id from `first` on: each author's walk starts at the last day.
+            Post.id >= first,
+            Post.created_at >= since,
+            Post.visibility == "public",
+        )
         .subquery()
     )
     rows = await session.execute(

@@ -1,4 +1,4 @@
-"""an index on posts by author and time, for digests
+"""an index on posts by time, for digests
 
 Revision ID: 0005
 Revises: 0004
@@ -18,8 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_posts_author_id_created_at", "posts", ["author_id", "created_at"])
+    op.create_index("ix_posts_created_at", "posts", ["created_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_posts_author_id_created_at", table_name="posts")
+    op.drop_index("ix_posts_created_at", table_name="posts")
