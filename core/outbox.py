@@ -107,8 +107,14 @@ class _Rendered:
 class _Sender:
     messenger: Messenger
     limiter: AsyncLimiter
+    # Sends waiting for their answer at once: the pace must not depend on the platform's latency.
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    paused_until: float = 0.0  # loop time; after a 429 nobody on this platform sends before it
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+    def pause_left(self) -> float:
+        return max(0.0, self.paused_until - asyncio.get_running_loop().time())
 
 
 class Outbox:
@@ -129,7 +135,8 @@ class Outbox:
         rate = float(getattr(messenger, "rate_per_second", DEFAULT_RATE))
         # One message per 1/rate seconds, never a burst: platforms count in sliding windows. A bucket of
         # exactly 1 would lose every late arrival for good, and arrivals are often a millisecond late.
-        sender = _Sender(messenger, AsyncLimiter(1 + CATCH_UP, (1 + CATCH_UP) / rate))
+        in_flight = max(1, int(getattr(messenger, "max_in_flight", 1)))
+        sender = _Sender(messenger, AsyncLimiter(1 + CATCH_UP, (1 + CATCH_UP) / rate), asyncio.Semaphore(in_flight))
         self._senders[messenger.platform] = sender
         if not self._stopping and self._started:
             sender.task = asyncio.create_task(self._run(sender), name=f"outbox-{messenger.platform}")
@@ -227,29 +234,49 @@ class Outbox:
                 await asyncio.sleep(pause)
 
     async def _send_batch(self, sender: _Sender, batch: list[Delivery]) -> float:
-        """Send claimed rows in order; returns seconds to pause after a 429, else 0. Rows that may be
-        rendered ahead are, one at a time and up to AHEAD rows early, so a slow picture (a digest's
-        new collage) is made while earlier rows wait for the limiter instead of delaying a send."""
+        """Send claimed rows in order; returns seconds to pause after a 429, else 0.
+
+        Up to the messenger's `max_in_flight` sends wait for their answers at once (rows to the same
+        chat never overlap, so a chat sees its messages in order). Rows that may be rendered ahead
+        are, one at a time and up to AHEAD rows early, so a slow picture (a digest's new collage) is
+        made while earlier rows wait for the limiter instead of delaying a send."""
         early: dict[int, asyncio.Task[_Rendered]] = {}
         tail: asyncio.Task[_Rendered] | None = None
+        sending: dict[str, asyncio.Task[None]] = {}  # the latest send per chat
+        launched: list[asyncio.Task[None]] = []
         try:
             for index, delivery in enumerate(batch):
-                if self._stopping:
-                    await self._release(batch[index:])
-                    return 0.0
                 task = early.pop(delivery.id, None)
+                previous = sending.get(delivery.chat_id)
+                if previous is not None:
+                    # The earlier send to this chat may change what this row shows (a blocked person,
+                    # an edited message): render it once that send is over.
+                    await asyncio.wait([previous] + ([task] if task is not None else []))
+                    task = None
                 rendered = await task if task is not None else await self._render(delivery)
                 for later in batch[index + 1 : index + 1 + AHEAD]:
                     if later.id not in early and getattr(self.renderers.get(later.kind), "render_ahead", False):
                         tail = early[later.id] = asyncio.create_task(self._render_after(tail, later))
-                pause = await self._deliver(sender, delivery, rendered)
-                if pause:
-                    await self._release(batch[index + 1 :])
-                    return pause
-            return 0.0
+                await sender.slots.acquire()
+                cut_off = any(send.cancelled() for send in launched)
+                if self._stopping or sender.pause_left() or cut_off:
+                    sender.slots.release()
+                    await self._release(batch[index:])
+                    break
+                send = asyncio.create_task(self._deliver(sender, delivery, rendered))
+                send.add_done_callback(lambda _done: sender.slots.release())
+                sending[delivery.chat_id] = send
+                launched.append(send)
         finally:
             # Renders for rows given back are let finish (a cancel could cut a query short) and dropped.
             await asyncio.gather(*early.values(), return_exceptions=True)
+            outcomes = await asyncio.gather(*launched, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    log.error("outbox send failed on %s", sender.messenger.platform, exc_info=outcome)
+        if any(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes):
+            raise asyncio.CancelledError  # a send was cut off: so is this sender, as it was before sends overlapped
+        return sender.pause_left()
 
     async def _release(self, rows: list[Delivery]) -> None:
         """Give back claimed rows that were not attempted."""
@@ -280,43 +307,46 @@ class Outbox:
             await asyncio.wait([previous])
         return await self._render(delivery)
 
-    async def _deliver(self, sender: _Sender, delivery: Delivery, rendered: _Rendered) -> float:
-        """Send one rendered row; returns seconds to pause the whole platform (after a 429), else 0."""
+    async def _deliver(self, sender: _Sender, delivery: Delivery, rendered: _Rendered) -> None:
+        """Send one rendered row and record the outcome; a 429 pauses the whole platform."""
         payload, renderer, outgoing = rendered.payload, rendered.renderer, rendered.outgoing
         if rendered.error is not None:
             await self._failed(delivery, rendered.error)
-            return 0.0
+            return
         if outgoing is None:
             await self._finish(delivery, "skipped", error="nothing to send")
-            return 0.0
+            return
         await sender.limiter.acquire()
+        if wait := sender.pause_left():  # a 429 came back while this send waited for its slot
+            await asyncio.sleep(wait)
         if not await self._start_sending(delivery):
-            return 0.0  # recovered as stale and taken by another sender meanwhile
+            return  # recovered as stale and taken by another sender meanwhile
         try:
             if outgoing.edit is not None:
                 ref = await sender.messenger.edit(outgoing.edit, outgoing.reply)
             else:
                 ref = await sender.messenger.send(delivery.chat_id, outgoing.reply)
         except RetryLater as exc:
+            loop_now = asyncio.get_running_loop().time()
+            sender.paused_until = max(sender.paused_until, loop_now + exc.retry_after)
             await self._retry(delivery, exc.retry_after, str(exc), count_attempt=False)
-            return exc.retry_after
+            return
         except Unreachable as exc:
             await self._finish(delivery, "skipped", error=f"unreachable: {exc}")
             if self.on_unreachable is not None:
                 await self.on_unreachable(delivery.platform, delivery.chat_id)
-            return 0.0
+            return
         except DeliveryUncertain as exc:
             await self._finish(delivery, "uncertain", error=str(exc) or "no answer")
-            return 0.0
+            return
         except Exception as exc:
             await self._failed(delivery, exc)
-            return 0.0
+            return
         async with self.sessions() as session:
             if renderer is not None:
                 await renderer.sent(session, delivery, payload, ref)
             await self._mark(session, delivery, "sent", sent_ref=ref.encode())
             await session.commit()
-        return 0.0
 
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         """Nothing went out: try again after a backoff, up to MAX_ATTEMPTS."""

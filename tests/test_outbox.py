@@ -187,6 +187,36 @@ async def test_sends_are_paced_to_the_platforms_rate(core: Core, make_core: Make
     assert times[-1] - times[0] >= 7 * 0.05 * 0.9, gaps
 
 
+async def test_a_slow_platform_keeps_the_pace_with_sends_in_flight_together(core: Core, make_core: MakeCore) -> None:
+    chats = [f"chat-{i}" for i in range(30)]
+    await queue_texts(core, chats)
+    # 100 ms per send: one at a time that is 10 a second at most, whatever the rate.
+    platform = FakeMessenger(rate_per_second=40, delay=0.1, max_in_flight=8)
+    app = await make_core(platform)
+    await drained(app)
+    assert sorted(s.chat_id for s in platform.sent) == sorted(chats)
+    started = [at for _, at in platform.attempts]
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert min(gaps) >= 0.6 / 40, gaps  # still paced: no burst (a slot and its send are a few ms apart)
+    assert started[-1] - started[0] < 29 * 0.1 * 0.5  # far faster than one at a time
+
+
+async def test_sends_to_one_chat_never_overlap_and_keep_their_order(core: Core, make_core: MakeCore) -> None:
+    await queue_texts(core, ["chat-x"])
+    async with core.sessions() as session:
+        for n in range(2, 5):
+            await outbox.add(
+                session, key=f"test:x{n}", platform="console", chat_id="chat-x", kind="text", payload={"text": f"x{n}"}
+            )
+        await session.commit()
+    platform = FakeMessenger(rate_per_second=1000, delay=0.05, max_in_flight=8)
+    app = await make_core(platform)
+    await drained(app)
+    assert [r.text for r in platform.to("chat-x")] == ["hello chat-x", "x2", "x3", "x4"]
+    starts = [at for _, at in platform.attempts]
+    assert all(b - a >= 0.045 for a, b in itertools.pairwise(starts))  # each began after the last one ended
+
+
 async def test_each_platform_is_paced_on_its_own(core: Core, make_core: MakeCore) -> None:
     await queue_texts(core, ["slow-1", "slow-2", "slow-3"], platform="telegram")
     await queue_texts(core, [f"fast-{i}" for i in range(10)])

@@ -60,6 +60,9 @@ async def delivery_errors(chat_id: str, on_blocked: Callable[[], Awaitable[None]
 class TelegramMessenger:
     platform = PLATFORM
     rate_per_second = 25.0
+    # A photo upload takes a good part of a second; the outbox keeps this many waiting for Telegram's
+    # answer so the pace holds (its own limiter and the one in bots/telegram/limiter.py still space them).
+    max_in_flight = 8
 
     def __init__(self, bot: Bot, mark_unreachable: MarkUnreachable | None = None) -> None:
         self.bot = bot

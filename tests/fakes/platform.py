@@ -42,6 +42,7 @@ class FakeMessenger:
     failures: dict[str, list[BaseException]] = field(default_factory=dict)
     crash_after: int | None = None  # after this many sends, the next accepted send "kills the process"
     delay: float = 0.0  # seconds each send takes
+    max_in_flight: int = 1  # sends the outbox may have waiting for an answer at once
     _next: int = 100
 
     async def send(self, chat_id: str, reply: Reply) -> MessageRef:
