@@ -34,6 +34,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--platform-limit", type=int, default=30, help="messages the fake platform accepts in any second (Telegram: 30)"
     )
     parser.add_argument("--latency", type=float, default=0.005, help="the fake platform's network time, each way")
+    parser.add_argument("--in-flight", type=int, default=8, help="sends waiting for an answer at once (Telegram: 8)")
     parser.add_argument(
         "--images", type=int, default=None, help="distinct image files for the delivered posts (default: one per post)"
     )

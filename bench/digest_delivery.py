@@ -149,7 +149,9 @@ async def deliver(url: str, settings: Settings, args: argparse.Namespace, say: S
         outbox = Outbox(create_sessionmaker(engine))
         renderer = TimedRenderer(DigestRenderer(media))
         outbox.add_renderer("digest", renderer)
-        platform = FakeTelegram(PLATFORM, args.rate, args.latency, overall_per_second=args.platform_limit)
+        platform = FakeTelegram(
+            PLATFORM, args.rate, args.latency, overall_per_second=args.platform_limit, max_in_flight=args.in_flight
+        )
         outbox.register(platform)
         limiter = _timed_limiter(outbox, PLATFORM)
         watch, started = CpuWatch.start(), time.monotonic()

@@ -26,6 +26,7 @@ class FakeTelegram:
     rate_per_second: float = 25.0  # what the outbox paces itself to (core.outbox reads it)
     latency: float = 0.005  # each way: the request reaches the server after it, the answer after twice it
     overall_per_second: int = OVERALL_PER_SECOND  # raised only by the smoke test, to run fast
+    max_in_flight: int = 8  # sends the outbox keeps waiting for an answer at once (as the Telegram messenger)
     clock: Callable[[], float] = time.monotonic
     sent: list[float] = field(default_factory=list)  # server-side acceptance times
     attempts: list[str] = field(default_factory=list)  # the chat of every send, accepted or not, in order

@@ -32,7 +32,7 @@ from core.replies import Button, Reply
 
 log = logging.getLogger(__name__)
 
-BATCH = 20
+BATCH = 100  # rows claimed at once; a batch waits for its last answers before the next is claimed
 MAX_ATTEMPTS = 5
 STALE_SENDING = timedelta(minutes=2)  # no single send takes this long; such a row was cut off by a crash
 IN_FLIGHT = ("pending", "claimed", "sending")  # statuses of rows not finished yet
