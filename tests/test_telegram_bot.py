@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from pydantic import SecretStr
 
 from core import commands
@@ -15,19 +13,6 @@ from tests.fakes.telegram_api import Call, ChatInfo, FakeTelegramAPI, RunningBot
 
 ALICE = User(111, "Alice", "alice")
 BOB = User(222, "Bob", "bob")
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot(core: Core, settings: Settings, api: FakeTelegramAPI) -> AsyncIterator[RunningBot]:
-    running = await start_bot(core, settings, api)
-    yield running
-    await running.close()
 
 
 async def reply_to(api: FakeTelegramAPI, user: User, line: str, method: str = "sendMessage") -> Call:

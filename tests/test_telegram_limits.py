@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,19 +21,6 @@ from tests.fakes.telegram_api import Call, ChatInfo, FakeTelegramAPI, RunningBot
 
 ALICE = User(111, "Alice", "alice")
 BOB = User(222, "Bob", "bob")
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot(core: Core, settings: Settings, api: FakeTelegramAPI) -> AsyncIterator[RunningBot]:
-    running = await start_bot(core, settings, api)
-    yield running
-    await running.close()
 
 
 @pytest.fixture

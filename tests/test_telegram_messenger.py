@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from PIL import Image as PILImage
 
-from core.app import Core
-from core.config import Settings
 from core.replies import Button, Image, Reply
-from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, start_bot
+from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot
 
 CHAT = "111"
 LIKE = ((Button("❤️ 0", "like 1"),),)
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot(core: Core, settings: Settings, api: FakeTelegramAPI) -> AsyncIterator[RunningBot]:
-    running = await start_bot(core, settings, api)
-    yield running
-    await running.close()
 
 
 @pytest.fixture

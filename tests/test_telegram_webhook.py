@@ -21,12 +21,6 @@ SECRET = "s3cret-Token_for-tests"
 HOOK = "https://bot.example.test/telegram/hook"
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as server:
-        yield server
-
-
 async def webhook_bot(core: Core, settings: Settings, api: FakeTelegramAPI, secret: str | None) -> RunningBot:
     return await start_bot(
         core,

@@ -26,10 +26,11 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 TOKEN = "123456:TEST-token"
@@ -485,3 +486,18 @@ async def start_bot(core: Any, settings: Any, api: FakeTelegramAPI, **overrides:
     receiving = "setWebhook" if bot_settings.telegram_webhook_url else "getUpdates"
     await api.wait_for(receiving, within=10)
     return RunningBot(api, task, stop, application)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeTelegramAPI]:
+    """A fake Bot API server for one test."""
+    async with FakeTelegramAPI() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(core: Any, settings: Any, api: FakeTelegramAPI) -> AsyncIterator[RunningBot]:
+    """The real Application polling `api`, on the test's core."""
+    running = await start_bot(core, settings, api)
+    yield running
+    await running.close()
