@@ -195,9 +195,11 @@ async def test_a_slow_platform_keeps_the_pace_with_sends_in_flight_together(core
     app = await make_core(platform)
     await drained(app)
     assert sorted(s.chat_id for s in platform.sent) == sorted(chats)
-    started = [at for _, at in platform.attempts]
-    gaps = [b - a for a, b in itertools.pairwise(started)]
-    assert min(gaps) >= 0.6 / 40, gaps  # still paced: no burst (a slot and its send are a few ms apart)
+    started = sorted(at for _, at in platform.attempts)
+    # Still paced, as a platform counts: no half second holds more than its share (plus the limiter's
+    # small catch-up; a slot and its send are a few database milliseconds apart, so single gaps vary).
+    busiest = max(sum(1 for t in started if s <= t < s + 0.5) for s in started)
+    assert busiest <= 0.5 * 40 + 2, started
     assert started[-1] - started[0] < 29 * 0.1 * 0.5  # far faster than one at a time
 
 
