@@ -72,8 +72,8 @@ def _touch(identity: Identity, actor: Actor) -> None:
         identity.last_seen_at = now
     if identity.unreachable:
         identity.unreachable = False  # writing to us again means they can be reached again
-    if actor.chat_id and identity.chat_id != actor.chat_id:
-        identity.chat_id = actor.chat_id
+    if actor.own_chat and identity.chat_id != actor.own_chat:
+        identity.chat_id = actor.own_chat
     if actor.username and identity.username != actor.username:
         identity.username = actor.username
 
@@ -93,7 +93,7 @@ async def _create_person(session: AsyncSession, actor: Actor) -> Person:
                         person_id=person.id,
                         platform=actor.platform,
                         platform_user_id=actor.user_id,
-                        chat_id=actor.chat_id,
+                        chat_id=actor.own_chat,
                         username=actor.username,
                     )
                 )

@@ -122,3 +122,17 @@ async def test_help_lists_every_command_with_one_line(chat: Chat) -> None:
 
 async def test_group_style_command_suffix_is_understood(chat: Chat) -> None:
     assert "Commands:" in await chat.text("alice", "/help@ImagesBot")
+
+
+async def test_a_group_or_channel_is_never_taken_for_a_persons_own_chat(chat: Chat) -> None:
+    from core.actor import Actor
+
+    await chat.core.handle(Actor("telegram", "42", chat_id="-100777", username="gina", private=False), "/start")
+    async with chat.core.sessions() as session:
+        identity = await session.scalar(select(Identity).where(Identity.platform_user_id == "42"))
+    assert identity is not None and identity.chat_id is None  # digests must not go to the group
+    await chat.core.handle(Actor("telegram", "42", chat_id="42", username="gina"), "/help")
+    await chat.core.handle(Actor("telegram", "42", chat_id="-100777", username="gina", private=False), "/help")
+    async with chat.core.sessions() as session:
+        identity = await session.scalar(select(Identity).where(Identity.platform_user_id == "42"))
+    assert identity is not None and identity.chat_id == "42"

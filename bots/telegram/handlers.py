@@ -21,7 +21,14 @@ def actor_of(update: Update) -> Actor | None:
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None:
         return None
-    return Actor(PLATFORM, str(user.id), chat_id=str(chat.id), username=user.username, display_name=user.full_name)
+    return Actor(
+        PLATFORM,
+        str(user.id),
+        chat_id=str(chat.id),
+        username=user.username,
+        display_name=user.full_name,
+        private=chat.type == Chat.PRIVATE,
+    )
 
 
 async def skip_repeats(update: Update, context: BotContext) -> None:
