@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     notify_interval_minutes: float = Field(default=15.0, gt=0)
     quiet_hours: str = "22:00-08:00"  # local time; empty for none
     gallery_best_of_time: str = "20:00"  # in DEFAULT_TIMEZONE
+    gallery_refresh_seconds: float = Field(default=60.0, gt=0)  # like counts in galleries, at most this often
     scheduler_tick_seconds: float = Field(default=60.0, gt=0)
 
     # Image generation

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import cards, outbox
@@ -14,7 +15,7 @@ from core.feed.digest import WINDOW, trending
 from core.feed.localtime import digest_due
 from core.gen.media import MediaStore
 from core.messenger import MessageRef
-from core.models import Delivery, Post
+from core.models import Delivery, Post, utcnow
 from core.outbox import Outgoing
 
 
@@ -28,6 +29,48 @@ async def publish(session: AsyncSession, galleries: list[tuple[str, str]], post:
             kind="post",
             payload={"post": post.id},
         )
+
+
+async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]], post_id: int, every: float) -> None:
+    """A like changed the post's count: bring its gallery messages up to date, at most once per
+    `every` seconds each (likes within that window share one edit, which shows the count then)."""
+    keys = [f"gallery:{platform}:{chat_id}:{post_id}" for platform, chat_id in galleries]
+    if not keys:
+        return
+    sent = await session.execute(
+        select(Delivery.id, Delivery.platform, Delivery.chat_id, Delivery.sent_ref).where(
+            Delivery.key.in_(keys), Delivery.status == "sent", Delivery.sent_ref.is_not(None)
+        )
+    )
+    window = int(utcnow().timestamp() // every)
+    due = datetime.fromtimestamp((window + 1) * every, UTC)
+    for delivery_id, platform, chat_id, ref in sent:
+        await outbox.add(
+            session,
+            key=f"galleryedit:{delivery_id}:{window}",
+            platform=platform,
+            chat_id=chat_id,
+            kind="postedit",
+            payload={"post": post_id, "ref": ref},
+            not_before=due,
+        )
+
+
+class PostEditRenderer:
+    """Delivery payload {"post": id, "ref": message}: that message edited to show the post as it is now."""
+
+    def __init__(self, media: MediaStore) -> None:
+        self.media = media
+
+    async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
+        post = await session.get(Post, payload["post"])
+        if post is None or not post.is_public:
+            return None
+        [view] = await cards.views(session, [post])
+        return Outgoing(cards.card(view, self.media, edit=True), edit=MessageRef.decode(payload["ref"]))
+
+    async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
+        return None
 
 
 class PostRenderer:

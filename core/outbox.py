@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
@@ -74,8 +74,9 @@ async def add(
     kind: str,
     payload: dict[str, Any],
     person_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> None:
-    """Queue one message; a second add with the same key is ignored."""
+    """Queue one message (not before `not_before`, if given); a second add with the same key is ignored."""
     now = utcnow()
     await session.execute(
         insert_ignore(
@@ -89,7 +90,7 @@ async def add(
             person_id=person_id,
             status="pending",
             attempts=0,
-            not_before=now,
+            not_before=not_before or now,
             created_at=now,
         )
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import cards, posts
+from core import cards, gallery, posts
 from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
@@ -51,6 +51,7 @@ async def like(ctx: Context, args: str) -> list[Reply]:
     liked = await posts.toggle_like(ctx.session, ctx.person, post)
     event = {"recipient_id": post.author_id, "actor_id": ctx.person.id, "kind": "like", "post_id": post.id}
     await (notifications.record(ctx.session, **event) if liked else notifications.withdraw(ctx.session, **event))
+    await gallery.refresh_later(ctx.session, ctx.core.galleries, post.id, ctx.core.settings.gallery_refresh_seconds)
     message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{post.id} ({post.like_count} ❤️)"
     if not ctx.via_button:
         return [Reply(text=message, post_id=post.id)]

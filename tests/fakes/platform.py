@@ -43,6 +43,7 @@ class FakeMessenger:
     crash_after: int | None = None  # after this many sends, the next accepted send "kills the process"
     delay: float = 0.0  # seconds each send takes
     max_in_flight: int = 1  # sends the outbox may have waiting for an answer at once
+    edits: list[tuple[MessageRef, Reply]] = field(default_factory=list)
     _next: int = 100
 
     async def send(self, chat_id: str, reply: Reply) -> MessageRef:
@@ -61,6 +62,7 @@ class FakeMessenger:
         return MessageRef(self.platform, chat_id, str(self._next))
 
     async def edit(self, ref: MessageRef, reply: Reply) -> MessageRef:
+        self.edits.append((ref, reply))
         return ref
 
     def to(self, chat_id: str) -> list[Reply]:

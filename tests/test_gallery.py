@@ -1,0 +1,47 @@
+"""Gallery channels: every public post published once, and its like count kept up to date."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core.app import Core
+from tests.fakes.platform import FakeMessenger
+from tests.support import Chat
+
+
+async def drained(core: Core) -> None:
+    core.outbox.wake()
+    async with asyncio.timeout(15):
+        await core.drain()
+
+
+async def test_likes_from_anywhere_update_the_gallery_message_once_per_window(chat: Chat, core: Core) -> None:
+    core.settings.gallery_refresh_seconds = 0.5
+    core.outbox.poll_seconds = 0.05
+    platform = FakeMessenger()
+    core.register_messenger(platform)
+    core.register_gallery("console", "gallery")
+    post_id = await chat.post("alice", "a fox for the gallery")
+    await drained(core)
+    [published] = platform.to("gallery")
+    assert published.post_id == post_id and published.buttons[0][0].label == "❤️ 0"
+
+    for fan in ("bob", "carol", "dan"):  # liked in their own chats, not in the gallery
+        await chat.say(fan, f"/like {post_id}")
+    await drained(core)
+
+    assert len(platform.edits) == 1  # three likes in one window: one edit
+    ref, edited = platform.edits[0]
+    assert ref.chat_id == "gallery" and edited.post_id == post_id
+    assert edited.buttons[0][0].label == "❤️ 3"
+    assert len(platform.to("gallery")) == 1  # edited in place, never posted again
+
+
+async def test_a_private_post_never_reaches_the_gallery_and_likes_on_it_edit_nothing(chat: Chat, core: Core) -> None:
+    platform = FakeMessenger()
+    core.register_messenger(platform)
+    core.register_gallery("console", "gallery")
+    secret = await chat.post("alice", "a secret fox --private")
+    await chat.say("alice", f"/like {secret}")
+    await drained(core)
+    assert platform.to("gallery") == [] and platform.edits == []
