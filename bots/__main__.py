@@ -28,6 +28,8 @@ def configure_logging(settings: Settings, *, console: bool) -> None:
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
     # httpx logs every request URL at INFO, and Telegram's URLs contain the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # APScheduler logs every run of every periodic job at INFO.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 async def run_console(core: Core) -> None:

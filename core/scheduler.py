@@ -80,5 +80,5 @@ def build(core: Core) -> AsyncIOScheduler:
             max_instances=1,
             next_run_time=utcnow(),
         )
-    scheduler.add_job(_guarded("prune", prune, core), "interval", hours=6, id="prune", coalesce=True)
+    scheduler.add_job(_guarded("prune", prune, core), "interval", hours=6, id="prune", name="prune", coalesce=True)
     return scheduler
