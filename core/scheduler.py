@@ -76,6 +76,7 @@ def build(core: Core) -> AsyncIOScheduler:
             "interval",
             seconds=tick,
             id=name,
+            name=name,
             coalesce=True,
             max_instances=1,
             next_run_time=utcnow(),
