@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core import commands, gallery, outbox, people, scheduler
@@ -32,6 +33,7 @@ from core.replies import Ask, Reply
 
 log = logging.getLogger(__name__)
 
+LINE_UPDATES = 5  # waiting jobs whose place in line is shown anew when a job starts
 OOPS = "Sorry, something went wrong on our side and nothing was saved. Please try again in a moment."
 
 
@@ -168,12 +170,30 @@ class Core:
     # --- background work --------------------------------------------------------------------
 
     async def _job_progress(self, session: AsyncSession, job: GenerationJob) -> None:
+        if job.status == "running":
+            await self._move_line_up(session, job)
         if job.progress_ref is None or job.shown_status == job.status:
             return
+        await self._edit_progress(session, job, f"job:{job.id}:{job.status}:{job.attempts}")
+
+    async def _move_line_up(self, session: AsyncSession, started: GenerationJob) -> None:
+        """A job left the line: the first few waiting see their new place. Only the first few, so a
+        long line costs a handful of edits per start, not one per person waiting."""
+        waiting = await session.scalars(
+            select(GenerationJob)
+            .where(GenerationJob.status == "queued", GenerationJob.progress_ref.is_not(None))
+            .order_by(GenerationJob.id)
+            .limit(LINE_UPDATES)
+        )
+        for job in waiting:
+            await self._edit_progress(session, job, f"job:{job.id}:line:{started.id}:{started.attempts}")
+
+    async def _edit_progress(self, session: AsyncSession, job: GenerationJob, key: str) -> None:
+        assert job.progress_ref is not None
         ref = MessageRef.decode(job.progress_ref)
         await outbox.add(
             session,
-            key=f"job:{job.id}:{job.status}:{job.attempts}",
+            key=key,
             platform=ref.platform,
             chat_id=ref.chat_id,
             kind="job",

@@ -305,3 +305,44 @@ async def test_a_crash_inside_a_job_requeues_it_and_the_worker_carries_on(make_c
     assert first.status == "done" and first.attempts == 2
     assert second.status == "done"
     assert await count(core, Post) == 2
+
+
+class OneByOneBackend(ScriptedBackend):
+    """Each image waits for its own go: `release(prompt)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go: dict[str, asyncio.Event] = {}
+
+    def release(self, prompt: str) -> None:
+        self.go.setdefault(prompt, asyncio.Event()).set()
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        await self.go.setdefault(request.prompt, asyncio.Event()).wait()
+        return await super().generate(request)
+
+
+async def test_people_waiting_in_line_see_their_place_move_up(make_core) -> None:
+    backend = OneByOneBackend()
+    core = await make_core(backend, generation_concurrency=1)
+    core.outbox.poll_seconds = 0.02
+    messenger = RecordingMessenger()
+    core.register_messenger(messenger)
+    chat = Chat(core)
+    for n, name in enumerate(("ann", "ben", "cat")):
+        [progress] = await chat.say(name, f"/imagine {name}'s fox")
+        await core.progress_shown(progress.job_id, MessageRef("console", f"chat-{name}", str(n + 1)))
+    await until(lambda: count(core, GenerationJob, GenerationJob.status == "running"), 1)
+
+    def shown_to_cat() -> list[str]:
+        return [reply.text for kind, message_id, reply in messenger.events if kind == "edit" and message_id == "3"]
+
+    backend.release("ann's fox")  # ann's image is done and ben's starts: cat is now first in line
+    async with asyncio.timeout(10):
+        while not any("number 1 in line" in text for text in shown_to_cat()):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    backend.release("ben's fox")
+    backend.release("cat's fox")
+    async with asyncio.timeout(20):
+        await core.drain()
+    assert shown_to_cat()[-1].startswith("#")  # and in the end, her post

@@ -40,6 +40,13 @@ async def job_reply(session: AsyncSession, job: GenerationJob, media: MediaStore
     return Reply(text=text, job_id=job.id, edit=edit)
 
 
+async def shown_state(session: AsyncSession, job: GenerationJob) -> str:
+    """What the progress message shows: the status, and for a queued job its place in line."""
+    if job.status != "queued":
+        return job.status
+    return f"queued:{await queue_position(session, job)}"
+
+
 class JobProgressRenderer:
     """Delivery payload {"job": id}: edit the job's progress message to its current state."""
 
@@ -48,10 +55,13 @@ class JobProgressRenderer:
 
     async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
         job = await session.get(GenerationJob, payload["job"])
-        if job is None or job.progress_ref is None or job.shown_status == job.status:
+        if job is None or job.progress_ref is None:
+            return None
+        state = await shown_state(session, job)
+        if job.shown_status == state:
             return None
         reply = await job_reply(session, job, self.media, edit=True)
-        payload["rendered"] = job.status  # the same dict reaches sent() below
+        payload["rendered"] = state  # the same dict reaches sent() below
         return Outgoing(reply, edit=MessageRef.decode(job.progress_ref))
 
     async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
