@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
@@ -12,6 +11,7 @@ from core.app import Core
 from core.errors import UserError
 from core.feed.digest import WINDOW, PassStats, compose_pass, followed_picks, top_up, trending
 from core.feed.digest_render import digest_reply, visible_views
+from core.feed.localtime import zone_of
 from core.models import Person, utcnow
 from core.people import parse_handle
 
@@ -39,7 +39,8 @@ async def digest_preview(core: Core, handle: str, target: Path) -> Path:
         views = await visible_views(session, posts)
     if not views:
         raise UserError(f"@{person.handle} has nothing new for a digest right now.")
-    reply = await digest_reply(core.media, f"Digest preview for @{person.handle}, {date.today():%d %B}", views)
+    today = now.astimezone(zone_of(person, core.settings))  # the person's date, not the server's
+    reply = await digest_reply(core.media, f"Digest preview for @{person.handle}, {today:%d %B}", views)
     assert reply.image is not None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(reply.image.path, target)
