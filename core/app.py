@@ -66,7 +66,6 @@ class Core:
         self.outbox = outbox.Outbox(self.sessions)
         self.outbox.add_renderer("job", JobProgressRenderer(media))
         self.outbox.add_renderer("post", gallery.PostRenderer(media))
-        self.outbox.add_renderer("postedit", gallery.PostEditRenderer(media))
         self.outbox.add_renderer("text", outbox.TextRenderer())
         self.outbox.add_renderer("digest", DigestRenderer(media))
         self.outbox.add_renderer("bestof", DigestRenderer(media))

@@ -50,31 +50,15 @@ async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]],
             key=f"galleryedit:{delivery_id}:{window}",
             platform=platform,
             chat_id=chat_id,
-            kind="postedit",
+            kind="post",
             payload={"post": post_id, "ref": ref},
             not_before=due,
         )
 
 
-class PostEditRenderer:
-    """Delivery payload {"post": id, "ref": message}: that message edited to show the post as it is now."""
-
-    def __init__(self, media: MediaStore) -> None:
-        self.media = media
-
-    async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
-        post = await session.get(Post, payload["post"])
-        if post is None or not post.is_public:
-            return None
-        [view] = await cards.views(session, [post])
-        return Outgoing(cards.card(view, self.media, edit=True), edit=MessageRef.decode(payload["ref"]))
-
-    async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
-        return None
-
-
 class PostRenderer:
-    """Delivery payload {"post": id}: the post's card as it is now; nothing if it is gone or private."""
+    """Delivery payload {"post": id}, optionally with "ref": the post's card as it is now, sent, or
+    edited into that message; nothing if the post is gone or private."""
 
     def __init__(self, media: MediaStore) -> None:
         self.media = media
@@ -84,6 +68,8 @@ class PostRenderer:
         if post is None or not post.is_public:
             return None
         [view] = await cards.views(session, [post])
+        if "ref" in payload:
+            return Outgoing(cards.card(view, self.media, edit=True), edit=MessageRef.decode(payload["ref"]))
         return Outgoing(cards.card(view, self.media))
 
     async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
