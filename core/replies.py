@@ -48,6 +48,3 @@ class Reply:
     post_id: int | None = None  # the post this message shows, if any
     job_id: int | None = None  # a generation in progress: the adapter follows it and edits this message
 
-
-def text(message: str, *, notice: bool = False) -> Reply:
-    return Reply(text=message, notice=notice)
