@@ -47,4 +47,3 @@ class Reply:
     edit: bool = False
     post_id: int | None = None  # the post this message shows, if any
     job_id: int | None = None  # a generation in progress: the adapter follows it and edits this message
-
