@@ -17,6 +17,7 @@ from core.config import Settings
 from core.db import create_engine, is_sqlite
 from core.migrate import upgrade
 from core.models import Base
+from tests.fakes.discord_api import discord_api  # noqa: F401
 from tests.fakes.openai_server import fake_openai  # noqa: F401  (fixtures, for every test module)
 from tests.fakes.telegram_api import api, bot  # noqa: F401
 from tests.support import Chat

@@ -1,0 +1,132 @@
+"""The fake Discord against the real discord.py: gateway, REST rules and the interaction cycle
+(slash command, deferral, followup with a file, button, modal in a Label)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+
+import discord
+import pytest
+from discord import app_commands
+
+from tests.fakes.discord_api import FakeDiscord, point_discord_py_at
+from tests.fakes.discord_interactions import DEFERRED_MESSAGE, MODAL, UPDATE
+
+CALLBACK = "POST /interactions/{interaction_id}/{interaction_token}/callback"
+FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
+SEND = "POST /channels/{channel_id}/messages"
+
+
+class Bot(discord.Client):
+    """A small app_commands bot, the shape the slash-command adapter will take."""
+
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+        self.tree = app_commands.CommandTree(self)
+        self.guild = discord.Object(guild_id)
+        self.ready = asyncio.Event()
+        self.answers: list[str] = []
+        self.tree.command(name="imagine", description="Create an image", guild=self.guild)(self.imagine)
+        self.tree.command(name="remix", description="Remix a post", guild=self.guild)(self.remix)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync(guild=self.guild)
+
+    async def on_ready(self) -> None:
+        self.ready.set()
+
+    @app_commands.describe(prompt="What to draw", seed="Same seed, same picture")
+    async def imagine(self, interaction: discord.Interaction, prompt: str, seed: int | None = None) -> None:
+        await interaction.response.defer(thinking=True)
+        picture = discord.File(io.BytesIO(b"\x89PNG fake"), filename="fox.png")
+        view = discord.ui.View(timeout=None)
+        view.add_item(discord.ui.Button(label="❤️ 0", custom_id="like 1"))
+        await interaction.followup.send(f"{prompt} (seed {seed})", file=picture, view=view)
+
+    async def remix(self, interaction: discord.Interaction, post: int) -> None:
+        modal = discord.ui.Modal(title="Remix", custom_id=f"remix {post}")
+        modal.add_item(discord.ui.Label(text="Prompt", component=discord.ui.TextInput(custom_id="prompt")))
+        await interaction.response.send_modal(modal)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        data = interaction.data or {}
+        if interaction.type is discord.InteractionType.component:
+            self.answers.append(str(data.get("custom_id")))
+            await interaction.response.edit_message(content="liked")
+        elif interaction.type is discord.InteractionType.modal_submit:
+            [label] = data["components"]  # type: ignore[typeddict-item]
+            self.answers.append(f"{data['custom_id']}: {label['component']['value']}")  # type: ignore[index,typeddict-item]
+            await interaction.response.send_message("remixing", ephemeral=True)
+
+
+@pytest.fixture
+async def client(discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Bot]:
+    point_discord_py_at(discord_api, monkeypatch)
+    bot = Bot(int(discord_api.guild_id))
+    await bot.login(discord_api.token)
+    task = asyncio.create_task(bot.connect(reconnect=False))
+    async with asyncio.timeout(10):
+        await bot.ready.wait()
+    yield bot
+    await bot.close()
+    await task
+
+
+async def test_discord_py_logs_in_gets_ready_and_syncs_its_commands(client: Bot, discord_api: FakeDiscord) -> None:
+    assert client.user is not None and str(client.user.id) == discord_api.bot.id
+    assert client.application_id == int(discord_api.app_id)
+    [guild] = client.guilds
+    assert {c.name for c in guild.text_channels} == {"gallery", "general"}
+    [identify] = discord_api.gateway.identified
+    assert identify["token"] == discord_api.token
+    commands = {c["name"]: c for c in discord_api.commands[discord_api.guild_id]}
+    assert [o["name"] for o in commands["imagine"]["options"]] == ["prompt", "seed"]
+
+
+async def test_a_slash_command_is_deferred_then_answered_by_a_followup_with_a_file(
+    client: Bot, discord_api: FakeDiscord
+) -> None:
+    alice = discord_api.add_user("alice")
+    pushed = await discord_api.slash("imagine", alice, prompt="a fox", seed=42)
+    followup = await discord_api.wait_for(FOLLOWUP)
+    assert pushed.response_type == DEFERRED_MESSAGE
+    message = pushed.original
+    assert message is not None and message["content"] == "a fox (seed 42)"
+    assert discord_api.attachment_bytes(message) == [b"\x89PNG fake"]
+    assert message["attachments"][0]["filename"] == "fox.png"
+    assert message in discord_api.in_channel(discord_api.general.id)  # a public deferral, so a public answer
+    assert followup.files == {"files[0]": b"\x89PNG fake"}
+
+
+async def test_a_button_press_reaches_the_bot_which_updates_the_message(client: Bot, discord_api: FakeDiscord) -> None:
+    alice = discord_api.add_user("alice")
+    await discord_api.slash("imagine", alice, prompt="a fox")
+    await discord_api.wait_for(FOLLOWUP)
+    [post] = discord_api.in_channel(discord_api.general.id)
+    press = await discord_api.press(post, "like 1", alice)
+    await discord_api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == press.id)
+    assert client.answers == ["like 1"]
+    assert press.response_type == UPDATE
+    assert post["content"] == "liked"
+    assert len(post["attachments"]) == 1  # an update without `attachments` keeps the picture
+
+
+async def test_a_modal_answered_in_a_label_reaches_the_bot(client: Bot, discord_api: FakeDiscord) -> None:
+    alice = discord_api.add_user("alice")
+    opened = await discord_api.slash("remix", alice, post=7)
+    await discord_api.wait_for(CALLBACK)
+    assert opened.response_type == MODAL
+    submitted = await discord_api.submit(opened, {"prompt": "in the rain"})
+    await discord_api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == submitted.id)
+    assert client.answers == ["remix 7: in the rain"]
+    assert submitted.ephemeral and submitted.original not in discord_api.in_channel(discord_api.general.id)
+
+
+async def test_an_unregistered_command_or_option_cannot_be_injected(client: Bot, discord_api: FakeDiscord) -> None:
+    alice = discord_api.add_user("alice")
+    with pytest.raises(ValueError, match="not registered"):
+        await discord_api.slash("nope", alice)
+    with pytest.raises(ValueError, match="no option 'colour'"):
+        await discord_api.slash("imagine", alice, prompt="a fox", colour="red")
