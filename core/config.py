@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     telegram_messages_per_second: float = Field(default=25.0, gt=0, le=30)
     discord_bot_token: SecretStr | None = None
 
+    # Discord
+    discord_api_base_url: str | None = None  # a test or proxy server, e.g. http://127.0.0.1:8082/api/v10
+    discord_guild_id: int | None = None  # commands are registered in this guild (at once) instead of globally
+    discord_gallery_channel_id: int | None = None  # a channel where every public post is published
+    # Discord allows 50 requests a second overall and far fewer direct messages; stay below both.
+    discord_dm_per_second: float = Field(default=5.0, gt=0, le=50)
+
     @field_validator("admins", "blocklist", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

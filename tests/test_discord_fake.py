@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 from discord import app_commands
+from discord.http import HTTPClient, Route, handle_message_parameters
 
-from tests.fakes.discord_api import FakeDiscord, point_discord_py_at
+from tests.fakes.discord_api import FakeDiscord, check_outgoing, point_discord_py_at
 from tests.fakes.discord_interactions import DEFERRED_MESSAGE, MODAL, UPDATE
 
 CALLBACK = "POST /interactions/{interaction_id}/{interaction_token}/callback"
@@ -130,3 +131,64 @@ async def test_an_unregistered_command_or_option_cannot_be_injected(client: Bot,
         await discord_api.slash("nope", alice)
     with pytest.raises(ValueError, match="no option 'colour'"):
         await discord_api.slash("imagine", alice, prompt="a fox", colour="red")
+
+
+@pytest.fixture
+async def http(discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HTTPClient]:
+    """discord.py's REST client alone, logged in to the fake."""
+    point_discord_py_at(discord_api, monkeypatch)
+    client = HTTPClient(asyncio.get_running_loop())
+    await client.static_login(discord_api.token)
+    yield client
+    await client.close()
+
+
+async def test_the_fake_refuses_what_discord_refuses(http: HTTPClient, discord_api: FakeDiscord) -> None:
+    channel = int(discord_api.general.id)
+    with pytest.raises(discord.HTTPException, match="2000 or fewer") as too_long:
+        await http.send_message(channel, params=handle_message_parameters(content="x" * 2001))
+    assert (too_long.value.status, too_long.value.code) == (400, 50035)
+    view = discord.ui.View()
+    view.add_item(discord.ui.Button(label="like", custom_id="x" * 101))
+    with pytest.raises(discord.HTTPException, match="custom_id") as long_id:
+        await http.send_message(channel, params=handle_message_parameters(content="hi", view=view))
+    assert long_id.value.code == 50035
+    with pytest.raises(discord.HTTPException, match="empty message"):
+        await http.send_message(channel, params=handle_message_parameters(content=""))
+    with pytest.raises(discord.NotFound, match="Unknown Channel"):
+        await http.send_message(1, params=handle_message_parameters(content="hi"))
+    with pytest.raises(discord.HTTPException, match="'name' is a required property"):
+        await http.bulk_upsert_global_commands(int(discord_api.app_id), [{"description": "no name"}])
+    with pytest.raises(discord.HTTPException, match="Invalid Recipient"):
+        await http.request(Route("POST", "/users/@me/channels"), json={})
+    with pytest.raises(discord.NotFound, match="404: Not Found"):
+        await http.request(Route("GET", "/channels/{channel_id}/no-such-thing", channel_id=channel))
+    assert discord_api.in_channel(discord_api.general.id) == []
+
+
+async def test_fields_discord_does_not_know_are_ignored_but_listed(http: HTTPClient, discord_api: FakeDiscord) -> None:
+    route = Route("POST", "/channels/{channel_id}/messages", channel_id=discord_api.general.id)
+    await http.request(route, json={"content": "hi", "colour": 3})
+    assert discord_api.unknown_fields == ["POST /channels/{channel_id}/messages: colour"]
+    with pytest.raises(AssertionError, match="colour"):
+        check_outgoing(discord_api)
+
+
+async def test_a_429_carries_what_discord_py_needs_to_wait_it_out(http: HTTPClient, discord_api: FakeDiscord) -> None:
+    discord_api.fail(SEND, "429", retry_after=0.1)
+    await http.send_message(int(discord_api.general.id), params=handle_message_parameters(content="hi"))
+    assert [c.status for c in discord_api.calls_of(SEND)] == [429, 200]  # not taken for a Cloudflare ban
+
+
+async def test_an_interaction_acknowledged_late_or_twice_is_refused(client: Bot, discord_api: FakeDiscord) -> None:
+    alice = discord_api.add_user("alice")
+    discord_api.interactions.ack_window = 0.0
+    await discord_api.slash("imagine", alice, prompt="a fox")
+    late = await discord_api.wait_for(CALLBACK)
+    assert late.status == 404  # discord.py raises NotFound 10062
+    discord_api.interactions.ack_window = 3.0
+    pushed = await discord_api.slash("remix", alice, post=1)
+    await discord_api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == pushed.id)
+    route = Route("POST", "/interactions/{i}/{t}/callback", i=pushed.id, t=pushed.token)
+    with pytest.raises(discord.HTTPException, match="already been acknowledged"):
+        await client.http.request(route, json={"type": 4, "data": {"content": "again"}})

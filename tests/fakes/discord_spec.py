@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, by_relevance
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+RELEVANCE = by_relevance()
 SUBSET = Path(__file__).with_name("discord_openapi.json")
 
 # (path, method) whose request body the fake validates.
@@ -86,16 +87,23 @@ def _spec() -> dict[str, Any]:
 
 
 def first_error(validator: Draft202012Validator, body: Any) -> tuple[str, str] | None:
-    """Where a body breaks its schema and why: the deepest error, as Discord names a field."""
-    best = best_match(validator.iter_errors(body))
-    if best is None:
+    """Where a body breaks its schema and why, as Discord names a field. Within a oneOf (a
+    component: button, select, ...) the branch of the component's own `type` is the one to blame."""
+    errors = list(validator.iter_errors(body))
+    if not errors:
         return None
+    best = max(errors, key=RELEVANCE)  # not best_match: it would descend into every branch alike
     while best.context:
-        deeper = best_match(best.context)
-        if deeper is None:
-            break
-        best = deeper
+        branches: dict[Any, list[ValidationError]] = {}
+        for error in best.context:
+            branches.setdefault(error.relative_schema_path[0], []).append(error)
+        fitting = [e for errors in branches.values() if not any(_wrong_kind(e) for e in errors) for e in errors]
+        best = max(fitting or best.context, key=RELEVANCE)
     return ".".join(str(p) for p in best.absolute_path) or "_root", best.message
+
+
+def _wrong_kind(error: ValidationError) -> bool:
+    return list(error.relative_path) == ["type"] and error.validator in ("enum", "const")
 
 
 @cache

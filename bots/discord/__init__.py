@@ -1,0 +1,1 @@
+"""The Discord adapter: discord.py on the core's commands and outbox."""
