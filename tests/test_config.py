@@ -183,3 +183,20 @@ def test_python_m_bots_refuses_the_openai_backend_without_a_key(tmp_path: Path) 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Invalid setting OPENAI_API_KEY"), done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_discord_settings_default_to_five_dms_a_second_and_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load()
+    assert defaults.discord_dm_per_second == 5.0 and defaults.discord_api_base_url is None
+    monkeypatch.setenv("DISCORD_DM_PER_SECOND", "2")
+    monkeypatch.setenv("DISCORD_GALLERY_CHANNEL_ID", "1234")
+    monkeypatch.setenv("DISCORD_GUILD_ID", "5678")
+    settings = load()
+    assert (settings.discord_dm_per_second, settings.discord_gallery_channel_id, settings.discord_guild_id) == (
+        2.0,
+        1234,
+        5678,
+    )
+    monkeypatch.setenv("DISCORD_DM_PER_SECOND", "0")
+    with pytest.raises(ConfigError, match="Invalid setting DISCORD_DM_PER_SECOND"):
+        load()

@@ -192,3 +192,18 @@ async def test_an_interaction_acknowledged_late_or_twice_is_refused(client: Bot,
     route = Route("POST", "/interactions/{i}/{t}/callback", i=pushed.id, t=pushed.token)
     with pytest.raises(discord.HTTPException, match="already been acknowledged"):
         await client.http.request(route, json={"type": 4, "data": {"content": "again"}})
+
+
+async def test_discord_py_resumes_its_session_when_the_gateway_asks_it_to_reconnect(
+    client: Bot, discord_api: FakeDiscord
+) -> None:
+    await discord_api.gateway.reconnect()
+    async with asyncio.timeout(10):
+        while not discord_api.gateway.sockets or not discord_api.gateway.resumed:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    [resumed] = discord_api.gateway.resumed
+    assert resumed["session_id"] == discord_api.gateway.session_id
+    assert len(discord_api.gateway.identified) == 1  # resumed, not identified again
+    pushed = await discord_api.slash("remix", discord_api.add_user("alice"), post=3)
+    await discord_api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == pushed.id)
+    assert pushed.response_type == MODAL

@@ -254,3 +254,13 @@ async def test_the_client_must_hand_long_429s_back(client: discord.Client) -> No
     client.http.max_ratelimit_timeout = None
     with pytest.raises(ValueError, match="max_ratelimit_timeout"):
         DiscordMessenger(client)
+
+
+async def test_dms_are_paced_at_the_configured_rate(client: discord.Client, discord_api: FakeDiscord) -> None:
+    messenger = DiscordMessenger(client, dm_per_second=5.0, timeout=2.0)
+    people = [discord_api.add_user(f"reader{i}") for i in range(10)]
+    for person in people:
+        await messenger.send(dm_chat(person.id), Reply(text="Your digest"))
+    sends = discord_api.calls_of(SEND)
+    assert len(sends) == 10
+    assert sends[-1].at - sends[0].at >= 0.9  # 5 at once, then 5 a second
