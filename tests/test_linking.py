@@ -33,6 +33,7 @@ from core.models import (
 )
 from tests.fakes.platform import FakeMessenger
 from tests.support import Chat, actor
+from tests.test_generation_queue import ScriptedBackend, count, make_core, until  # noqa: F401  (fixture)
 from tests.test_migrations import empty_url  # noqa: F401  (fixture)
 
 CODE = re.compile(r"code: ([A-Z0-9]{4}-[A-Z0-9]{4})")
@@ -404,3 +405,17 @@ async def test_the_migration_adds_link_codes_to_a_database_with_people(empty_url
             assert await conn.scalar(text("SELECT count(*) FROM identities")) == 1
     finally:
         await engine.dispose()
+
+
+async def test_an_image_in_progress_during_the_merge_is_posted_by_the_merged_person(make_core) -> None:  # noqa: F811
+    backend = ScriptedBackend()
+    backend.gate = asyncio.Event()
+    chat = Chat(await make_core(backend))
+    await chat.say("tom", "/start", "telegram")
+    await chat.say("dora", "/imagine an owl at dusk", "discord")
+    await until(lambda: count(chat.core, GenerationJob, GenerationJob.status == "running"), 1)
+    assert "Linked" in await link(chat, ("tom", "telegram"), ("dora", "discord"))
+    backend.gate.set()  # the worker loaded the job before the merge, and finishes after it
+    await until(lambda: count(chat.core, GenerationJob, GenerationJob.status == "done"), 1)
+    async with chat.core.sessions() as session:
+        assert await session.scalar(select(Post.author_id)) == await pid(chat, "tom")
