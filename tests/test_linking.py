@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, func, select, text, update
 from core import linking
 from core.actor import Actor
 from core.db import create_engine, create_sessionmaker
+from core.feed.digest import compose_pass, digest_key
 from core.feed.targets import Target, reachable_targets
 from core.linking import ALPHABET, CODE_LENGTH, GUESS_LIMIT
 from core.merging import PERSON_COLUMNS
@@ -419,3 +420,17 @@ async def test_an_image_in_progress_during_the_merge_is_posted_by_the_merged_per
     await until(lambda: count(chat.core, GenerationJob, GenerationJob.status == "done"), 1)
     async with chat.core.sessions() as session:
         assert await session.scalar(select(Post.author_id)) == await pid(chat, "tom")
+
+
+async def test_a_digest_either_account_had_today_is_the_merged_persons_one_for_today(chat: Chat) -> None:
+    await chat.say("tom", "/start", "telegram")
+    await chat.say("dora", "/start", "discord")
+    now = utcnow()
+    first = await compose_pass(chat.core.sessions, chat.core.settings, now, force=True, handle="dora")
+    [day] = first.dates
+    await link(chat, ("tom", "telegram"), ("dora", "discord"))
+    again = await compose_pass(chat.core.sessions, chat.core.settings, now, force=True)
+    assert again.considered == 0  # one digest a day, not one per former account
+    async with chat.core.sessions() as session:
+        keys = list(await session.scalars(select(Delivery.key).where(Delivery.kind == "digest")))
+    assert keys == [digest_key(await pid(chat, "tom"), day)]
