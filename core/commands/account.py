@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import people, posts, social
+from core import linking, people, posts, social
 from core.cards import plural, preview_line
 from core.commands.registry import Context, command, listed
 from core.models import Person
@@ -55,6 +55,7 @@ async def profile_reply(ctx: Context, person: Person) -> Reply:
         lines.append(person.bio)
     counts = (plural(post_count, "post"), plural(followers, "follower"), f"{following} following")
     lines.append(" · ".join(counts) + f" · {plural(likes, 'like')} received")
+    lines.append("On: " + ", ".join(linking.platform_name(p) for p in await linking.platforms(ctx.session, person.id)))
     if latest:
         lines.append("Latest:")
         lines.extend(preview_line(p) for p in latest)

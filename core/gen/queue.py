@@ -243,7 +243,13 @@ class GenerationQueue:
     async def _complete(self, job: GenerationJob, stored: StoredImage) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()
         async with turn, self.sessions() as session:
-            author = await session.get(Person, job.person_id)
+            # Read through the job's row, not the copy loaded at claim time: a merge of two accounts
+            # (core.merging) may have moved the job to another person meanwhile.
+            author = await session.scalar(
+                select(Person)
+                .join(GenerationJob, GenerationJob.person_id == Person.id)
+                .where(GenerationJob.id == job.id)
+            )
             parent = await session.get(Post, job.parent_id) if job.parent_id else None
             if author is None:
                 return

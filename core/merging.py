@@ -1,0 +1,157 @@
+"""Merging two people into one: every row of the absorbed person moves to the survivor.
+
+Runs inside the caller's transaction and never commits, so a crash at any point leaves both
+people as they were (the transaction rolls back) or the merged one, never half of each. Rows
+that would collide after the move (both liked one post, both followed one person) are deleted
+first, so no unique constraint can break, and the like counts are recounted from the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.feed.ranking import hot_score
+from core.models import (
+    Delivery,
+    Follow,
+    GenerationJob,
+    Identity,
+    Like,
+    ModerationRefusal,
+    Notification,
+    Person,
+    Post,
+)
+
+# Every column that refers to a person, and so every one a merge must move. A test holds this list
+# against the models' foreign keys, so a new table cannot be forgotten here.
+PERSON_COLUMNS = (
+    Identity.person_id,
+    Follow.follower_id,
+    Follow.followee_id,
+    Post.author_id,
+    Like.person_id,
+    GenerationJob.person_id,
+    Delivery.person_id,
+    ModerationRefusal.person_id,
+    Notification.recipient_id,
+    Notification.actor_id,
+)
+# Column kinds of notifications that are news once per (recipient, actor, post); remixes are each new.
+ONCE_PER_ACTOR = ("follow", "like")
+
+
+@dataclass(frozen=True, slots=True)
+class MergeStats:
+    posts: int
+    likes_dropped: int  # the same post liked from both accounts: one like is kept
+    follows_dropped: int  # duplicates, and follows between the two accounts
+
+
+def older_first(first: Person, second: Person) -> tuple[Person, Person]:
+    """(survivor, absorbed): the older account keeps its handle."""
+    return (first, second) if (first.created_at, first.id) <= (second.created_at, second.id) else (second, first)
+
+
+async def merge_people(session: AsyncSession, survivor: Person, absorbed: Person) -> MergeStats:
+    assert survivor.id != absorbed.id
+    keep, gone = survivor.id, absorbed.id
+    likes_dropped = await _merge_likes(session, keep, gone)
+    follows_dropped = await _merge_follows(session, keep, gone)
+    await _merge_notifications(session, keep, gone)
+    await _merge_digest_keys(session, keep, gone)
+    moved_posts = await session.execute(update(Post).where(Post.author_id == gone).values(author_id=keep))
+    for column in (Identity.person_id, GenerationJob.person_id, Delivery.person_id, ModerationRefusal.person_id):
+        await session.execute(update(column.class_).where(column == gone).values({column.key: keep}))
+    _merge_preferences(survivor, absorbed)
+    await session.execute(delete(Person).where(Person.id == gone))
+    await session.flush()
+    return MergeStats(moved_posts.rowcount, likes_dropped, follows_dropped)
+
+
+async def _merge_likes(session: AsyncSession, keep: int, gone: int) -> int:
+    both = select(Like.post_id).where(Like.person_id == keep)
+    twice = list(await session.scalars(select(Like.post_id).where(Like.person_id == gone, Like.post_id.in_(both))))
+    if twice:
+        await session.execute(delete(Like).where(Like.person_id == gone, Like.post_id.in_(twice)))
+    await session.execute(update(Like).where(Like.person_id == gone).values(person_id=keep))
+    await _recount_likes(session, twice)
+    return len(twice)
+
+
+async def _recount_likes(session: AsyncSession, post_ids: list[int]) -> None:
+    """The counter follows the rows again, and the hot score follows the counter."""
+    for post_id, created_at in (
+        await session.execute(select(Post.id, Post.created_at).where(Post.id.in_(post_ids)))
+    ).all():
+        count = int(await session.scalar(select(func.count()).where(Like.post_id == post_id)) or 0)
+        values = {"like_count": count, "hot": hot_score(count, created_at)}
+        await session.execute(update(Post).where(Post.id == post_id).values(values))
+
+
+async def _merge_follows(session: AsyncSession, keep: int, gone: int) -> int:
+    between = or_(
+        and_(Follow.follower_id == keep, Follow.followee_id == gone),
+        and_(Follow.follower_id == gone, Follow.followee_id == keep),
+    )
+    dropped = (await session.execute(delete(Follow).where(between))).rowcount
+    kept_followees = select(Follow.followee_id).where(Follow.follower_id == keep)
+    dropped += (
+        await session.execute(delete(Follow).where(Follow.follower_id == gone, Follow.followee_id.in_(kept_followees)))
+    ).rowcount
+    await session.execute(update(Follow).where(Follow.follower_id == gone).values(follower_id=keep))
+    kept_followers = select(Follow.follower_id).where(Follow.followee_id == keep)
+    dropped += (
+        await session.execute(delete(Follow).where(Follow.followee_id == gone, Follow.follower_id.in_(kept_followers)))
+    ).rowcount
+    await session.execute(update(Follow).where(Follow.followee_id == gone).values(followee_id=keep))
+    return dropped
+
+
+async def _merge_notifications(session: AsyncSession, keep: int, gone: int) -> None:
+    await session.execute(update(Notification).where(Notification.recipient_id == gone).values(recipient_id=keep))
+    await session.execute(update(Notification).where(Notification.actor_id == gone).values(actor_id=keep))
+    # What one account did to the other is nobody's news now.
+    await session.execute(delete(Notification).where(Notification.recipient_id == keep, Notification.actor_id == keep))
+    # The likes and follows dropped above were told twice; the pending ones are told once.
+    pending = and_(
+        or_(Notification.recipient_id == keep, Notification.actor_id == keep),
+        Notification.kind.in_(ONCE_PER_ACTOR),
+        Notification.batched_at.is_(None),
+    )
+    first = (
+        select(func.min(Notification.id))
+        .where(pending)
+        .group_by(Notification.recipient_id, Notification.actor_id, Notification.kind, Notification.post_id)
+    )
+    await session.execute(delete(Notification).where(pending, Notification.id.not_in(first)))
+
+
+async def _merge_digest_keys(session: AsyncSession, keep: int, gone: int) -> None:
+    """A digest already sent to either account today counts as the merged person's (one a day)."""
+    rows = await session.execute(
+        select(Delivery.id, Delivery.key).where(Delivery.person_id == gone, Delivery.key.like(f"digest:{gone}:%"))
+    )
+    for delivery_id, key in rows.all():
+        renamed = f"digest:{keep}:{key.removeprefix(f'digest:{gone}:')}"
+        if await session.scalar(select(Delivery.id).where(Delivery.key == renamed)) is None:
+            await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(key=renamed))
+
+
+def _merge_preferences(survivor: Person, absorbed: Person) -> None:
+    """The survivor's settings stay; only what it never set comes from the other account."""
+    survivor.bio = survivor.bio or absorbed.bio
+    survivor.timezone = survivor.timezone or absorbed.timezone
+    survivor.digest_time = survivor.digest_time or absorbed.digest_time
+    # The later of the two, so neither the cooldown nor the notification interval is skipped by a merge.
+    survivor.last_generation_at = _later(survivor.last_generation_at, absorbed.last_generation_at)
+    survivor.last_notified_at = _later(survivor.last_notified_at, absorbed.last_notified_at)
+
+
+def _later(first: datetime | None, second: datetime | None) -> datetime | None:
+    values = [v for v in (first, second) if v is not None]
+    return max(values) if values else None
