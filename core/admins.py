@@ -52,8 +52,12 @@ class Admins:
         return cls(frozenset(ids), frozenset(console), bound)
 
     def is_admin(self, platform_id: str, handle: str) -> bool:
-        platform = platform_id.partition(":")[0]
-        return platform_id.lower() in self.platform_ids or (platform == CONSOLE and handle in self.console_handles)
+        platform, _, user = platform_id.lower().partition(":")
+        if platform == CONSOLE:
+            # The console's user id is the name typed at the terminal: `/as boss` is boss even if a
+            # messenger account took @boss before it was named here.
+            return bool({user, handle} & self.console_handles)
+        return platform_id.lower() in self.platform_ids
 
     def may_take(self, handle: str, platform_id: str) -> bool:
         """Whether a new person coming from `platform_id` may be given `handle`."""

@@ -85,3 +85,17 @@ def test_handle_only_admins_are_warned_about_loudly_when_a_messenger_runs(
     safe = settings.model_copy(update={"telegram_bot_token": SecretStr("1:x"), "admins": ("telegram:1",)})
     warn_about_admins(safe)
     assert capsys.readouterr().err == ""
+
+
+async def test_the_console_operator_is_an_admin_even_when_a_messenger_account_had_the_handle_before(
+    core: Core,
+) -> None:
+    core.settings = core.settings.model_copy(update={"admins": ()})
+    await core.handle(actor("boss", "telegram"), "/start")  # @boss, taken before ADMINS named it
+    core.settings = core.settings.model_copy(update={"admins": ("boss",)})
+    out = io.StringIO()
+    console = ConsoleChat(core, out, name="boss")
+    await console.line("/refusals")
+    assert "No refused prompts." in out.getvalue()
+    [denied] = await core.handle(actor("boss", "telegram"), "/refusals")
+    assert denied.text == "Only admins can see refused prompts."
