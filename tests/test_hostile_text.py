@@ -7,13 +7,16 @@ from __future__ import annotations
 import io
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from bots.console.chat import ConsoleChat
 from core.actor import Actor
 from core.app import OOPS, Core
 from core.models import Person, Post
+from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
 from tests.support import Chat
+from tests.test_telegram_bot import imagine, reply_to
 
 HOSTILE = [
     "a fox\x00 in the snow",  # NUL: PostgreSQL refuses it in text
@@ -122,3 +125,20 @@ async def test_the_console_reads_bytes_that_are_not_utf8_safely(core: Core) -> N
     await console.run(stream)
     assert OOPS not in out.getvalue()
     assert "✓ café crème" in out.getvalue()
+
+
+async def test_hostile_text_from_telegram_is_cleaned_on_the_way_in(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    eve = User(501, "Eve\u202e (@boss)\x1b[2J")
+    profile = await reply_to(api, eve, "/profile")
+    assert profile.params["text"].startswith("Eve (boss)[2J (@eve_boss_2j)")
+    photo = await imagine(api, eve, "a fox\x00 in the\u200b snow")
+    assert "a fox in the snow" in photo.params["caption"]
+
+
+async def test_a_database_error_never_carries_what_a_person_wrote(core: Core) -> None:
+    """What reaches the log when a statement fails: the statement, not the prompt or the name in it."""
+    statement = text("INSERT INTO people (handle, display_name, bio) VALUES (NULL, :name, '')")  # not null
+    async with core.engine.connect() as conn:
+        with pytest.raises(IntegrityError) as caught:
+            await conn.execute(statement, {"name": "my secret prompt"})
+    assert "my secret prompt" not in str(caught.value)
