@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from core.admins import handle_only_warning
 from core.app import Core, bootstrap
 from core.config import ConfigError, Settings, load_settings
 
@@ -53,7 +54,17 @@ async def run_messengers(core: Core, settings: Settings, stop: asyncio.Event | N
     await asyncio.gather(*running)
 
 
+def warn_about_admins(settings: Settings) -> None:
+    """Loudly, on the terminal and in the log: handle-only ADMINS are nobody on a messenger."""
+    messengers = ["Telegram"] if settings.telegram_bot_token is not None else []
+    warning = handle_only_warning(settings.admin_list, messengers)
+    if warning is not None:
+        print(warning, file=sys.stderr)
+        log.warning(warning)
+
+
 async def serve(settings: Settings) -> None:
+    warn_about_admins(settings)
     core = await bootstrap(settings)
     try:
         await core.start(schedule=True)

@@ -30,6 +30,7 @@ from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
 from core.replies import Ask, Reply
+from core.text import clean
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,14 @@ def parse_line(line: str) -> ParsedLine | None:
     stripped = line.strip()
     if not stripped.startswith("/"):
         return None
-    head, _, args = stripped[1:].partition(" ")
-    return ParsedLine(head.split("@", 1)[0].lower(), args.strip())
+    head, args = _split(stripped[1:])
+    return ParsedLine(head.split("@", 1)[0].lower(), args)
+
+
+def _split(text: str) -> tuple[str, str]:
+    """The first word and the rest, split at any whitespace (a tab or a newline too)."""
+    parts = text.strip().split(maxsplit=1)
+    return (parts[0], parts[1].strip()) if len(parts) == 2 else (parts[0] if parts else "", "")
 
 
 class Core:
@@ -90,19 +97,19 @@ class Core:
 
     async def handle(self, actor: Actor, line: str, *, request_id: str | None = None) -> list[Reply]:
         """A typed message. Anything that is not a command gets a hint."""
-        parsed = parse_line(line)
+        parsed = parse_line(clean(line))
         if parsed is None:
             return [Reply(text="Send /imagine <prompt> to create an image, or /help to see everything.")]
         return await self.run(actor, parsed.name, parsed.args, via_button=False, request_id=request_id)
 
     async def press(self, actor: Actor, action: str, *, request_id: str | None = None) -> list[Reply]:
         """A button press; its action id is a command line without the slash."""
-        name, _, args = action.strip().partition(" ")
+        name, args = _split(clean(action))
         return await self.run(actor, name.lower(), args, via_button=True, request_id=request_id)
 
     async def answer(self, actor: Actor, ask: Ask, text: str, *, request_id: str | None = None) -> list[Reply]:
         """The person's text in answer to an `Ask`."""
-        line = f"{ask.prefix} {text}".strip()
+        line = f"{ask.prefix} {clean(text)}".strip()
         return await self.run(actor, ask.command, line, via_button=False, request_id=request_id)
 
     def register_messenger(self, messenger: Messenger) -> None:
@@ -141,7 +148,7 @@ class Core:
             person = await self._person(actor)
             async with self.sessions() as session:
                 person = await session.merge(person, load=False)
-                admin = self.settings.is_admin(person.handle, (actor.platform_id,))
+                admin = self.settings.is_admin(person.handle, actor.platform_id)
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
                 replies = await found.handler(ctx, args)
                 await session.commit()
@@ -157,7 +164,7 @@ class Core:
     async def _person(self, actor: Actor) -> Person:
         """Find or create the person in a short transaction of its own."""
         async with self.sessions() as session:
-            person, created = await people.ensure_person(session, actor)
+            person, created = await people.ensure_person(session, actor, self.settings.admin_list)
             if created or session.dirty:
                 await session.commit()
             if created:

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from core.admins import Admins
+
 
 def parse_clock(value: str) -> time:
     """ "HH:MM" (24-hour) -> time; ValueError with a plain message otherwise."""
@@ -95,6 +97,12 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("admins")
+    @classmethod
+    def _safe_admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        Admins.parse(value)  # an entry that names nobody for sure stops start-up
+        return value
+
     @field_validator("default_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -157,10 +165,13 @@ class Settings(BaseSettings):
             return self.openai_api_key is not None
         return self.image_backend == "openai"
 
-    def is_admin(self, handle: str, platform_ids: tuple[str, ...] = ()) -> bool:
-        """Admins are named by handle (with or without @) or by `platform:user_id`."""
-        wanted = {entry.lstrip("@").lower() for entry in self.admins}
-        return handle.lower() in wanted or any(pid.lower() in wanted for pid in platform_ids)
+    @property
+    def admin_list(self) -> Admins:
+        return Admins.parse(self.admins)
+
+    def is_admin(self, handle: str, platform_id: str) -> bool:
+        """By `platform:user_id` anywhere; by handle alone only in the console chat (see core/admins.py)."""
+        return self.admin_list.is_admin(platform_id, handle.lower())
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -45,6 +45,9 @@ def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # A database error's message would otherwise carry the statement's values, which people wrote
+    # (prompts, names), into the log.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         _prepare_sqlite_file(url)
         engine = create_async_engine(url, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from datetime import timedelta
@@ -11,8 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.actor import Actor
+from core.admins import Admins
 from core.errors import UserError
 from core.models import Identity, Person, utcnow
+from core.text import clean, clean_name, platform_name, strip_bidi
 
 HANDLE_RE = re.compile(r"^[a-z0-9_]{3,20}$")
 MAX_NAME = 64
@@ -31,20 +34,18 @@ def parse_handle(raw: str) -> str:
     """A handle as written by a person: `@alice` or `alice`."""
     handle = raw.strip().removeprefix("@").lower()
     if not HANDLE_RE.match(handle):
-        raise UserError(f"{raw.strip() or 'That'} is not a handle. Handles look like @alice.")
+        raise UserError(f"{strip_bidi(raw).strip() or 'That'} is not a handle. Handles look like @alice.")
     return handle
 
 
-async def _free_handle(session: AsyncSession, wanted: str) -> str:
+async def _free_handle(session: AsyncSession, wanted: str, actor: Actor, admins: Admins) -> str:
+    """`wanted`, or `wanted2`, `wanted3`...: the first that nobody has and that is not kept for someone else."""
     base = wanted if len(wanted) >= 3 else f"{wanted}user".strip("_") or "user"
-    base = base[:16]
-    taken = set((await session.scalars(select(Person.handle).where(Person.handle.like(f"{base}%")))).all())
-    if base not in taken:
-        return base
-    suffix = 2
-    while f"{base}{suffix}" in taken:
-        suffix += 1
-    return f"{base}{suffix}"
+    taken = set((await session.scalars(select(Person.handle).where(Person.handle.like(f"{base[:16]}%")))).all())
+    candidates = itertools.chain([base[:16]], (f"{base[:16]}{n}" for n in itertools.count(2)))
+    if len(base) > 16:  # a handle ADMINS keeps may be up to 20 long: try it whole first
+        candidates = itertools.chain([base], candidates)
+    return next(c for c in candidates if c not in taken and admins.may_take(c, actor.platform_id))
 
 
 async def find_identity(session: AsyncSession, actor: Actor) -> Identity | None:
@@ -53,7 +54,7 @@ async def find_identity(session: AsyncSession, actor: Actor) -> Identity | None:
     )
 
 
-async def ensure_person(session: AsyncSession, actor: Actor) -> tuple[Person, bool]:
+async def ensure_person(session: AsyncSession, actor: Actor, admins: Admins | None = None) -> tuple[Person, bool]:
     """The person behind this actor, created on first contact. Returns (person, created)."""
     identity = await find_identity(session, actor)
     if identity is not None:
@@ -62,7 +63,7 @@ async def ensure_person(session: AsyncSession, actor: Actor) -> tuple[Person, bo
         # Touch after the load: an autoflush would empty `session.dirty`, and the caller commits only when dirty.
         _touch(identity, actor)
         return person, False
-    return await _create_person(session, actor), True
+    return await _create_person(session, actor, admins or Admins()), True
 
 
 def _touch(identity: Identity, actor: Actor) -> None:
@@ -74,15 +75,23 @@ def _touch(identity: Identity, actor: Actor) -> None:
         identity.unreachable = False  # writing to us again means they can be reached again
     if actor.own_chat and identity.chat_id != actor.own_chat:
         identity.chat_id = actor.own_chat
-    if actor.username and identity.username != actor.username:
-        identity.username = actor.username
+    username = _username(actor)
+    if username and identity.username != username:
+        identity.username = username
 
 
-async def _create_person(session: AsyncSession, actor: Actor) -> Person:
-    wanted = normalize_handle(actor.username or actor.display_name or "") or f"{actor.platform}{actor.user_id}"
-    name = (actor.display_name or actor.username or wanted)[:MAX_NAME]
+def _username(actor: Actor) -> str | None:
+    return platform_name(actor.username or "") or None
+
+
+async def _create_person(session: AsyncSession, actor: Actor, admins: Admins) -> Person:
+    # The platform's name is written by the person: cleaned like anything they type.
+    display = platform_name(actor.display_name or "")
+    derived = normalize_handle(_username(actor) or display) or f"{actor.platform}{actor.user_id}"
+    wanted = admins.handle_for(actor.platform_id) or derived
+    name = (display or _username(actor) or wanted)[:MAX_NAME]
     for _attempt in range(5):
-        handle = await _free_handle(session, wanted)
+        handle = await _free_handle(session, wanted, actor, admins)
         try:
             async with session.begin_nested():
                 person = Person(handle=handle, display_name=name, bio="")
@@ -94,7 +103,7 @@ async def _create_person(session: AsyncSession, actor: Actor) -> Person:
                         platform=actor.platform,
                         platform_user_id=actor.user_id,
                         chat_id=actor.own_chat,
-                        username=actor.username,
+                        username=_username(actor),
                     )
                 )
                 await session.flush()
@@ -125,7 +134,7 @@ async def platform_ids(session: AsyncSession, person_id: int) -> tuple[str, ...]
 
 
 def set_display_name(person: Person, value: str) -> None:
-    value = " ".join(value.split())
+    value = clean_name(value)
     if not value:
         raise UserError("Give a name, for example: /name Ada Lovelace")
     if len(value) > MAX_NAME:
@@ -134,7 +143,7 @@ def set_display_name(person: Person, value: str) -> None:
 
 
 def set_bio(person: Person, value: str) -> None:
-    value = value.strip()
+    value = clean(value).strip()
     if len(value) > MAX_BIO:
         raise UserError(f"A bio can be at most {MAX_BIO} characters.")
     person.bio = value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -85,8 +85,9 @@ async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool
         delta, liked = 1, True
     else:
         removed = await session.execute(delete(Like).where(Like.post_id == post.id, Like.person_id == person.id))
-        # A simultaneous press may have removed it first: then there is nothing left to count down.
-        delta, liked = -removed.rowcount, False
+        if removed.rowcount == 0:
+            return await _like_as_it_stands(session, person, post)
+        delta, liked = -1, False
     count = await session.scalar(
         update(Post).where(Post.id == post.id).values(like_count=Post.like_count + delta).returning(Post.like_count)
     )
@@ -98,6 +99,20 @@ async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool
     set_committed_value(post, "like_count", count)
     set_committed_value(post, "hot", hot)
     return liked
+
+
+async def _like_as_it_stands(session: AsyncSession, person: Person, post: Post) -> bool:
+    """Another press of theirs took the like back first, and yet another may have put it back
+    since: this press changed nothing, so it tells the state as it is now, read in one statement
+    (one snapshot) so that the like and the count agree."""
+    mine = exists().where(Like.post_id == post.id, Like.person_id == person.id)
+    row = (await session.execute(select(Post.like_count, Post.hot, mine).where(Post.id == post.id))).first()
+    if row is None:  # deleted meanwhile
+        raise UserError(f"There is no post #{post.id}.")
+    count, hot, liked = row
+    set_committed_value(post, "like_count", count)
+    set_committed_value(post, "hot", hot)
+    return bool(liked)
 
 
 async def author_stats(session: AsyncSession, person_id: int, *, include_private: bool = False) -> tuple[int, int]:

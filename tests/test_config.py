@@ -84,11 +84,36 @@ def test_admins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADMINS", " alice, @Bob ,telegram:42,, ")
     settings = load()
     assert settings.admins == ("alice", "@Bob", "telegram:42")
-    assert settings.is_admin("alice") and settings.is_admin("bob") and settings.is_admin("BOB")
-    assert settings.is_admin("someone", ("telegram:42",))
-    assert not settings.is_admin("carol", ("discord:42",))
+    assert settings.is_admin("alice", "console:alice") and settings.is_admin("BOB", "console:bob")
+    assert settings.is_admin("someone", "telegram:42")
+    assert not settings.is_admin("carol", "discord:42")
     monkeypatch.setenv("ADMINS", "")
     assert load().admins == ()
+
+
+def test_a_handle_alone_makes_an_admin_only_in_the_console_chat() -> None:
+    settings = load(admins="boss,carol=telegram:7")
+    assert settings.is_admin("boss", "console:boss")
+    assert not settings.is_admin("boss", "telegram:12345")  # anyone can be called Boss on Telegram
+    assert settings.is_admin("carol", "telegram:7") and settings.is_admin("carol2", "telegram:7")
+    assert not settings.is_admin("carol", "telegram:8")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("telgram:42", "Invalid setting ADMINS: Value error, 'telgram:42': unknown platform 'telgram'"),
+        ("telegram:@boss", "Invalid setting ADMINS: Value error, 'telegram:@boss': a telegram id is a number"),
+        ("bo ss", "Invalid setting ADMINS: Value error, 'bo ss' is not a handle"),
+        ("boss=telegram:1,boss", "Invalid setting ADMINS: Value error, 'boss': @boss is named twice"),
+        ("boss=boss", "Invalid setting ADMINS: Value error, 'boss': unknown platform 'boss'"),
+    ],
+)
+def test_an_admin_entry_that_names_nobody_for_sure_stops_start_up(value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(admins=value)
+    assert str(caught.value).startswith(expected), caught.value
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import re
 import sys
 from typing import TextIO
 
@@ -16,6 +17,17 @@ from core.people import normalize_handle
 from core.replies import Ask, Reply
 
 BOT = "bot"
+_UNDECODED = re.compile(r"[\udc80-\udcff]")  # how surrogateescape keeps a byte that was not UTF-8
+
+
+def read_line(stream: TextIO) -> str:
+    """A line of input. A byte that is not UTF-8 is read as Windows-1252 (what a Latin-1 terminal
+    sends for é), so it never crashes the chat nor reaches the core as a lone surrogate."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        return stream.readline()
+    text = buffer.readline().decode("utf-8", errors="surrogateescape")
+    return _UNDECODED.sub(lambda m: bytes([ord(m.group()) - 0xDC00]).decode("cp1252", errors="replace"), text)
 
 
 def _login_name() -> str:
@@ -90,7 +102,7 @@ class ConsoleChat:
         while True:
             if interactive:
                 print(f"{self.actor.user_id}: ", end="", file=self.out, flush=True)
-            raw = await asyncio.to_thread(stream.readline)
+            raw = await asyncio.to_thread(read_line, stream)
             if not raw:
                 break
             await self.line(raw)
