@@ -126,22 +126,26 @@ def _written(param: Param) -> str:
     return param.flags[0] if param.flags else f"<{param.name}>"
 
 
-def _int(param: Param, raw: str) -> int:
+def _not_int(param: Param) -> UserError:
     low, high = param.min, param.max
     span = f" from {low} to {high}" if low is not None and high is not None else ""
-    bad = UserError(f"{_written(param)} takes a whole number{span}.")
+    return UserError(f"{_written(param)} takes a whole number{span}.")
+
+
+def _int(param: Param, raw: str) -> int:
+    low, high = param.min, param.max
     digits = raw.removeprefix("-") if low is None or low < 0 else raw
     # isascii: str.isdigit() also accepts digits such as '²' that int() rejects. The length check
     # comes first: int() refuses thousands of digits with an error that is not the person's.
     longest = max(len(str(abs(bound))) for bound in (low, high, 10**18) if bound is not None)
     if not (digits.isascii() and digits.isdigit()) or len(digits) > longest:
-        raise bad
-    return _in_range(param, int(raw), bad)
+        raise _not_int(param)
+    return _in_range(param, int(raw))
 
 
-def _in_range(param: Param, value: int, bad: UserError) -> int:
+def _in_range(param: Param, value: int) -> int:
     if (param.min is not None and value < param.min) or (param.max is not None and value > param.max):
-        raise bad
+        raise _not_int(param)
     return value
 
 
@@ -186,7 +190,7 @@ def from_option(param: Param, value: object) -> object:
     if param.type in (ParamType.INT, ParamType.POST) and isinstance(value, int) and not isinstance(value, bool):
         if param.type is ParamType.POST:
             return posts.parse_post_id(str(value))
-        return _in_range(param, value, UserError(f"{_written(param)} is out of range: {value}."))
+        return _in_range(param, value)
     raise ValueError(f"parameter {param.name} given a {type(value).__name__}")  # the adapter's mistake
 
 
