@@ -136,8 +136,9 @@ def _int(param: Param, raw: str) -> int:
     low, high = param.min, param.max
     digits = raw.removeprefix("-") if low is None or low < 0 else raw
     # isascii: str.isdigit() also accepts digits such as '²' that int() rejects. The length check
-    # comes first: int() refuses thousands of digits with an error that is not the person's.
-    longest = max(len(str(abs(bound))) for bound in (low, high, 10**18) if bound is not None)
+    # comes first: int() refuses thousands of digits with an error that is not the person's. Without
+    # bounds, 19 digits (any 64-bit number) is plenty.
+    longest = len(str(max(abs(low or 0), abs(high or 0), 10**18)))
     if not (digits.isascii() and digits.isdigit()) or len(digits) > longest:
         raise _not_int(param)
     return _in_range(param, int(raw))
