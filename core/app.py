@@ -1,11 +1,12 @@
 """The composition root and the entry points every adapter calls: `Core.handle`, `Core.press`,
-`Core.answer`; and the port adapters plug into: `register_messenger`, `register_gallery`,
-`progress_shown`."""
+`Core.answer`, `Core.invoke` (typed options), `Core.suggest` (completions); and the port adapters
+plug into: `register_messenger`, `register_gallery`, `progress_shown`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,13 +30,19 @@ from core.gen.service import ImageService
 from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
+from core.params import Values
 from core.replies import Ask, Reply
+from core.suggest import Suggestion, suggestions
 from core.text import clean
 
 log = logging.getLogger(__name__)
 
 LINE_UPDATES = 5  # waiting jobs whose place in line is shown anew when a job starts
 OOPS = "Sorry, something went wrong on our side and nothing was saved. Please try again in a moment."
+
+
+def _unknown(name: str) -> Reply:
+    return Reply(text=f"Unknown command /{name}. Send /help to see what I can do.", error=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,25 +148,58 @@ class Core:
     async def run(
         self, actor: Actor, name: str, args: str, *, via_button: bool, request_id: str | None = None
     ) -> list[Reply]:
+        """A command written as text: `args` is what follows its name."""
         found = commands.COMMANDS.get(name)
         if found is None:
-            return [Reply(text=f"Unknown command /{name}. Send /help to see what I can do.")]
+            return [_unknown(name)]
+        return await self._execute(actor, found, lambda: found.parse(args), via_button, request_id)
+
+    async def invoke(
+        self, actor: Actor, name: str, options: Mapping[str, object], *, request_id: str | None = None
+    ) -> list[Reply]:
+        """A command whose values came typed, by parameter name (a Discord slash command's options):
+        no line is built or parsed, and the checks and answers are those of the same command typed."""
+        found = commands.COMMANDS.get(name)
+        if found is None:
+            return [_unknown(name)]
+        cleaned = {key: clean(value) if isinstance(value, str) else value for key, value in options.items()}
+        return await self._execute(actor, found, lambda: found.check(cleaned), False, request_id)
+
+    async def suggest(self, actor: Actor, name: str, param: str, prefix: str) -> list[Suggestion]:
+        """Completions for a parameter as the person types it; empty when there is nothing cheap to offer."""
+        found = commands.COMMANDS.get(name)
+        declared = {p.name: p for p in found.params} if found else {}
+        if param not in declared:
+            return []
+        async with self.sessions() as session:
+            return await suggestions(session, actor, declared[param], prefix)
+
+    async def _execute(
+        self,
+        actor: Actor,
+        found: commands.Command,
+        values_of: Callable[[], Values],
+        via_button: bool,
+        request_id: str | None,
+    ) -> list[Reply]:
         try:
             person = await self._person(actor)
+            values = values_of()
             async with self.sessions() as session:
                 person = await session.merge(person, load=False)
                 admin = self.settings.is_admin(person.handle, actor.platform_id)
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
-                replies = await found.handler(ctx, args)
+                replies = await found.handler(ctx, **values)
                 await session.commit()
             for effect in ctx.after_commit:
                 await effect()
             return replies
         except UserError as exc:
-            return [Reply(text=str(exc), notice=via_button)]
+            text = str(exc) or found.usage_line  # a bare UsageError: the usage is the answer
+            return [Reply(text=text, notice=via_button, error=True)]
         except Exception:
-            log.exception("command /%s failed", name)
-            return [Reply(text=OOPS, notice=via_button)]
+            log.exception("command /%s failed", found.name)
+            return [Reply(text=OOPS, notice=via_button, error=True)]
 
     async def _person(self, actor: Actor) -> Person:
         """Find or create the person in a short transaction of its own."""

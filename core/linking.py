@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox, people
+from core.admins import Admins
 from core.errors import UserError
 from core.merging import MergeStats, merge_people, older_first
 from core.models import Identity, LinkCode, LinkGuess, Person, utcnow
@@ -208,7 +209,7 @@ async def identities_of(session: AsyncSession, person_id: int) -> list[Identity]
     return list(await session.scalars(select(Identity).where(Identity.person_id == person_id).order_by(Identity.id)))
 
 
-async def unlink(session: AsyncSession, person: Person, platform: str) -> tuple[Identity, Person]:
+async def unlink(session: AsyncSession, person: Person, platform: str, admins: Admins) -> tuple[Identity, Person]:
     """Move this platform's identity to a fresh person; posts and follows stay with the profile."""
     mine = await identities_of(session, person.id)
     leaving = [i for i in mine if i.platform == platform]
@@ -218,7 +219,8 @@ async def unlink(session: AsyncSession, person: Person, platform: str) -> tuple[
         raise UserError(f"{platform_name(platform)} is your only account; there is nothing to unlink.")
     [identity] = leaving
     wanted = people.normalize_handle(identity.username or "") or f"{identity.platform}{identity.platform_user_id}"
-    fresh = Person(handle=await people._free_handle(session, wanted), display_name=identity.username or wanted, bio="")
+    handle = await people.free_handle(session, wanted, f"{identity.platform}:{identity.platform_user_id}", admins)
+    fresh = Person(handle=handle, display_name=identity.username or wanted, bio="")
     session.add(fresh)
     await session.flush()
     identity.person_id = fresh.id
@@ -253,8 +255,10 @@ async def linked_message(session: AsyncSession, result: Linked, redeemer: Identi
     return text
 
 
-async def unlink_message(session: AsyncSession, person: Person, speaker: Identity, platform: str) -> str:
-    identity, fresh = await unlink(session, person, platform)
+async def unlink_message(
+    session: AsyncSession, person: Person, speaker: Identity, platform: str, admins: Admins
+) -> str:
+    identity, fresh = await unlink(session, person, platform, admins)
     name = platform_name(identity.platform)
     text = (
         f"Your {name} account is now a profile of its own, @{fresh.handle}. "

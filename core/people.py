@@ -38,14 +38,14 @@ def parse_handle(raw: str) -> str:
     return handle
 
 
-async def _free_handle(session: AsyncSession, wanted: str, actor: Actor, admins: Admins) -> str:
+async def free_handle(session: AsyncSession, wanted: str, platform_id: str, admins: Admins) -> str:
     """`wanted`, or `wanted2`, `wanted3`...: the first that nobody has and that is not kept for someone else."""
     base = wanted if len(wanted) >= 3 else f"{wanted}user".strip("_") or "user"
     taken = set((await session.scalars(select(Person.handle).where(Person.handle.like(f"{base[:16]}%")))).all())
     candidates = itertools.chain([base[:16]], (f"{base[:16]}{n}" for n in itertools.count(2)))
     if len(base) > 16:  # a handle ADMINS keeps may be up to 20 long: try it whole first
         candidates = itertools.chain([base], candidates)
-    return next(c for c in candidates if c not in taken and admins.may_take(c, actor.platform_id))
+    return next(c for c in candidates if c not in taken and admins.may_take(c, platform_id))
 
 
 async def find_identity(session: AsyncSession, actor: Actor) -> Identity | None:
@@ -91,7 +91,7 @@ async def _create_person(session: AsyncSession, actor: Actor, admins: Admins) ->
     wanted = admins.handle_for(actor.platform_id) or derived
     name = (display or _username(actor) or wanted)[:MAX_NAME]
     for _attempt in range(5):
-        handle = await _free_handle(session, wanted, actor, admins)
+        handle = await free_handle(session, wanted, actor.platform_id, admins)
         try:
             async with session.begin_nested():
                 person = Person(handle=handle, display_name=name, bio="")

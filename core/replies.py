@@ -37,7 +37,9 @@ class Image:
 @dataclass(frozen=True, slots=True)
 class Reply:
     """One message. `notice` is a short acknowledgement (a toast where the platform has them);
-    `edit` means: replace the message whose button was pressed with this one."""
+    `edit` means: replace the message whose button was pressed with this one; `error` marks a
+    refusal, a mistake in what was written or our own failure, which an adapter may show its own way
+    (only to the person, on Discord)."""
 
     text: str = ""
     image: Image | None = None
@@ -47,3 +49,4 @@ class Reply:
     edit: bool = False
     post_id: int | None = None  # the post this message shows, if any
     job_id: int | None = None  # a generation in progress: the adapter follows it and edits this message
+    error: bool = False

@@ -320,7 +320,10 @@ async def test_notify_command_texts(chat: Chat, relaxed: Chat) -> None:
     assert await chat.text("ann", "/notify OFF") == "Notifications are off. Turn them on with /notify on."
     assert await chat.text("ann", "/notify") == "Notifications are off. Turn them on with /notify on."
     assert (await chat.text("ann", "/notify on")).startswith("Notifications are on")
-    assert await chat.text("ann", "/notify sometimes") == "Usage: /notify on or /notify off"
+    # An unknown choice names the parameter, then the usage (issue 8: one clear line).
+    assert await chat.text("ann", "/notify sometimes") == (
+        "Unknown setting 'sometimes'. Use one of: on, off. Usage: /notify on or /notify off"
+    )
     assert await relaxed.text("bea", "/notify") == (
         "Notifications are on: at most one message every 5 minutes. Turn them off with /notify off."
     )

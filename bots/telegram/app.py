@@ -112,7 +112,9 @@ def add_handlers(application: TelegramApp) -> None:
 
 
 def command_list() -> list[BotCommand]:
-    return [BotCommand(c.name, fit(c.summary, 256)) for c in commands.listed() if COMMAND_NAME.fullmatch(c.name)]
+    """The menu of commands, from the core's declarations (Telegram allows descriptions of 256 characters)."""
+    listed = (c for c in commands.listed() if COMMAND_NAME.fullmatch(c.name))
+    return [BotCommand(c.name, fit(c.summary_with_args, 256)) for c in listed]
 
 
 def register_with_core(application: TelegramApp, settings: Settings) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from core import linking, people, posts, social
 from core.cards import plural, preview_line
-from core.commands.registry import Context, command, listed
+from core.commands.registry import COMMANDS, Command, Context, command, listed
+from core.errors import UserError
 from core.models import Person
+from core.params import Param, ParamType
 from core.replies import Button, Reply
 
 
-@command("start", "/start", "create your profile and see how it works")
-async def start(ctx: Context, args: str) -> list[Reply]:
+@command("start", "create your profile and see how it works")
+async def start(ctx: Context) -> list[Reply]:
     greeting = f"Welcome, @{ctx.person.handle}!"
     return [
         Reply(
@@ -21,27 +23,65 @@ async def start(ctx: Context, args: str) -> list[Reply]:
     ]
 
 
-@command("help", "/help", "list the commands")
-async def help_(ctx: Context, args: str) -> list[Reply]:
-    lines = [f"{c.usage} — {c.summary}" for c in listed()]
-    return [Reply(text="Commands:\n" + "\n".join(lines))]
+@command(
+    "help",
+    "list the commands, or explain one",
+    params=(Param("command", ParamType.WORD, "a command to explain, such as imagine"),),
+)
+async def help_(ctx: Context, command: str | None) -> list[Reply]:
+    if command is None:
+        lines = [f"{c.usage} — {c.summary}" for c in listed()]
+        return [Reply(text="Commands:\n" + "\n".join(lines) + "\nSend /help <command> for its details.")]
+    found = COMMANDS.get(command.removeprefix("/").split("@", 1)[0].lower())
+    if found is None:
+        raise UserError(f"There is no command /{command.removeprefix('/')}. Send /help to see them all.")
+    return [Reply(text=explain(found))]
 
 
-@command("name", "/name <text>", "set your display name")
-async def name(ctx: Context, args: str) -> list[Reply]:
-    people.set_display_name(ctx.person, args)
+def explain(found: Command) -> str:
+    """A command's usage, summary and, one per line, each parameter a person may write."""
+    lines = [f"{found.usage} — {found.summary}"]
+    for param in found.params:
+        if param.hidden:
+            continue
+        written = param.flags[0] if param.is_option else param.name
+        extra = f" ({', '.join(param.choices)})" if param.choices and param.is_option else ""
+        lines.append(f"  {written}: {param.description}{extra}")
+    lines.extend(f"Example: {example}" for example in found.examples)
+    return "\n".join(lines)
+
+
+@command(
+    "name",
+    "set your display name",
+    params=(
+        Param(
+            "text",
+            ParamType.TEXT,
+            "the name others see",
+            required=True,
+            missing="Give a name, for example: /name Ada Lovelace",
+        ),
+    ),
+)
+async def name(ctx: Context, text: str) -> list[Reply]:
+    people.set_display_name(ctx.person, text)
     return [Reply(text=f"Your name is now {ctx.person.display_name}.")]
 
 
-@command("bio", "/bio <text>", "set your bio (empty clears it)")
-async def bio(ctx: Context, args: str) -> list[Reply]:
-    people.set_bio(ctx.person, args)
+@command("bio", "set your bio (empty clears it)", params=(Param("text", ParamType.TEXT, "a few words about you"),))
+async def bio(ctx: Context, text: str | None) -> list[Reply]:
+    people.set_bio(ctx.person, text or "")
     return [Reply(text="Your bio is updated." if ctx.person.bio else "Your bio is cleared.")]
 
 
-@command("profile", "/profile [handle]", "show a profile (yours without a handle)")
-async def profile(ctx: Context, args: str) -> list[Reply]:
-    person = await people.by_handle(ctx.session, args) if args.strip() else ctx.person
+@command(
+    "profile",
+    "show a profile (yours without a handle)",
+    params=(Param("handle", ParamType.HANDLE, "whose profile; yours when left out"),),
+)
+async def profile(ctx: Context, handle: str | None) -> list[Reply]:
+    person = await people.by_handle(ctx.session, handle) if handle else ctx.person
     return [await profile_reply(ctx, person)]
 
 

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from core import cards, posts
+from core import cards
 from core.commands.registry import Context, command
-from core.errors import UserError
 from core.feed.ranking import top_posts
 from core.feed.timeline import feed_page
+from core.params import Param, ParamType, UsageError
 from core.replies import Button, Reply
 
-
-def _cursor(args: str) -> tuple[int | None, int | None]:
-    parts = args.split()
-    if not parts:
-        return None, None
-    if len(parts) == 2 and parts[0] in {"before", "after"}:
-        value = posts.parse_post_id(parts[1])  # ASCII digits that fit a post id, or a clear error
-        return (value, None) if parts[0] == "before" else (None, value)
-    raise UserError("Usage: /feed (then use the Older and Newer buttons)")
+CURSOR = (
+    Param("direction", ParamType.CHOICE, "older or newer than the post", choices=("before", "after"), hidden=True),
+    Param("post", ParamType.POST, "where the last page ended", hidden=True),
+)
 
 
-@command("feed", "/feed", "newest posts from the people you follow")
-async def feed(ctx: Context, args: str) -> list[Reply]:
-    before, after = _cursor(args)
+@command(
+    "feed",
+    "newest posts from the people you follow",
+    params=CURSOR,
+    examples=("/feed (then use the Older and Newer buttons)",),
+)
+async def feed(ctx: Context, direction: str | None, post: int | None) -> list[Reply]:
+    # Written by the Older and Newer buttons ("feed before 12"), never by people.
+    if (direction is None) != (post is None):
+        raise UsageError
+    before, after = (post, None) if direction == "before" else (None, post)
     page = await feed_page(ctx.session, ctx.person.id, before=before, after=after)
     if not page.posts:
         if before is not None or after is not None:
@@ -39,8 +42,8 @@ async def feed(ctx: Context, args: str) -> list[Reply]:
     return replies
 
 
-@command("top", "/top", "the most liked posts of the last 24 hours")
-async def top(ctx: Context, args: str) -> list[Reply]:
+@command("top", "the most liked posts of the last 24 hours")
+async def top(ctx: Context) -> list[Reply]:
     posts = await top_posts(ctx.session)
     if not posts:
         return [Reply(text="Nothing posted in the last 24 hours yet. Be the first: /imagine <prompt>")]

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from core import people, social
 from core.commands.registry import Context, command
-from core.errors import UserError
 from core.feed import notifications
+from core.params import Param, ParamType
 from core.replies import Reply
 
 
-def _handle_arg(args: str, usage: str) -> str:
-    parts = args.split()
-    if len(parts) != 1:
-        raise UserError(f"Usage: {usage}")
-    return parts[0]
+def _who(description: str) -> Param:
+    return Param("handle", ParamType.HANDLE, description, required=True)
 
 
-@command("follow", "/follow <handle>", "follow someone to see their posts in /feed")
-async def follow(ctx: Context, args: str) -> list[Reply]:
-    other = await people.by_handle(ctx.session, _handle_arg(args, "/follow @handle"))
+@command("follow", "follow someone to see their posts in /feed", params=(_who("who to follow"),))
+async def follow(ctx: Context, handle: str) -> list[Reply]:
+    other = await people.by_handle(ctx.session, handle)
     if await social.follow(ctx.session, ctx.person, other):
         await notifications.record(ctx.session, recipient_id=other.id, actor_id=ctx.person.id, kind="follow")
         message = f"You now follow @{other.handle}. Their new posts will show up in /feed."
@@ -27,9 +24,9 @@ async def follow(ctx: Context, args: str) -> list[Reply]:
     return [Reply(text=message, notice=ctx.via_button)]
 
 
-@command("unfollow", "/unfollow <handle>", "stop following someone")
-async def unfollow(ctx: Context, args: str) -> list[Reply]:
-    other = await people.by_handle(ctx.session, _handle_arg(args, "/unfollow @handle"))
+@command("unfollow", "stop following someone", params=(_who("who to stop following"),))
+async def unfollow(ctx: Context, handle: str) -> list[Reply]:
+    other = await people.by_handle(ctx.session, handle)
     if await social.unfollow(ctx.session, ctx.person, other):
         await notifications.withdraw(
             ctx.session, recipient_id=other.id, actor_id=ctx.person.id, kind="follow", post_id=None
@@ -47,15 +44,15 @@ def _listing(title: str, handles: list[str], total: int, empty: str) -> Reply:
     return Reply(text=f"{title} ({total}):\n" + "\n".join(f"@{h}" for h in handles) + more)
 
 
-@command("following", "/following", "who you follow")
-async def following(ctx: Context, args: str) -> list[Reply]:
+@command("following", "who you follow")
+async def following(ctx: Context) -> list[Reply]:
     handles = await social.following(ctx.session, ctx.person)
     _, total = await social.follow_counts(ctx.session, ctx.person.id)
     return [_listing("You follow", handles, total, "You don't follow anyone yet. Try /follow @handle.")]
 
 
-@command("followers", "/followers", "who follows you")
-async def followers(ctx: Context, args: str) -> list[Reply]:
+@command("followers", "who follows you")
+async def followers(ctx: Context) -> list[Reply]:
     handles = await social.followers(ctx.session, ctx.person)
     total, _ = await social.follow_counts(ctx.session, ctx.person.id)
     return [_listing("Your followers", handles, total, "Nobody follows you yet. Share your best work!")]

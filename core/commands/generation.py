@@ -82,8 +82,8 @@ def _until(delta: timedelta) -> str:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
-@command("quota", "/quota", "how many images you can still make today")
-async def quota(ctx: Context, args: str) -> list[Reply]:
+@command("quota", "how many images you can still make today")
+async def quota(ctx: Context) -> list[Reply]:
     settings = ctx.core.settings
     limit = None if ctx.is_admin else settings.daily_quota
     status = await jobs.quota_status(ctx.session, ctx.person.id, limit, settings.default_timezone)
@@ -100,8 +100,8 @@ async def quota(ctx: Context, args: str) -> list[Reply]:
     return [Reply(text="\n".join(lines))]
 
 
-@command("refusals", "/refusals", "admins: the latest prompts moderation refused", hidden=True)
-async def refusals(ctx: Context, args: str) -> list[Reply]:
+@command("refusals", "admins: the latest prompts moderation refused", hidden=True)
+async def refusals(ctx: Context) -> list[Reply]:
     if not ctx.is_admin:
         raise UserError("Only admins can see refused prompts.")
     rows = (

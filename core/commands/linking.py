@@ -6,8 +6,10 @@ from core import linking, people
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.models import Identity
+from core.params import Param, ParamType
 from core.replies import Reply
 
+PLATFORMS = ("telegram", "discord", "console")
 PRIVATE_ONLY = "Send /link in a private chat with me, so that nobody else sees your code."
 
 
@@ -17,24 +19,32 @@ async def _identity(ctx: Context) -> Identity:
     return identity
 
 
-@command("link", "/link [code]", "join your accounts on two platforms into one profile")
-async def link(ctx: Context, args: str) -> list[Reply]:
+@command(
+    "link",
+    "join your accounts on two platforms into one profile",
+    params=(Param("code", ParamType.TEXT, "the code /link gave you on your other platform"),),
+)
+async def link(ctx: Context, code: str | None = None) -> list[Reply]:
     if not ctx.actor.private:
         raise UserError(PRIVATE_ONLY)
     identity = await _identity(ctx)
-    if not args.strip():
-        code = await linking.create_code(ctx.session, ctx.person, identity)
-        return [Reply(text=linking.code_message(code))]
+    if not (code or "").strip():
+        fresh = await linking.create_code(ctx.session, ctx.person, identity)
+        return [Reply(text=linking.code_message(fresh))]
     try:
-        result = await linking.redeem(ctx.session, identity, args)
+        result = await linking.redeem(ctx.session, identity, code or "")
     except linking.LinkRefused as refused:
         return [Reply(text=str(refused))]  # a reply, not an error: the failed guess must be committed
     return [Reply(text=await linking.linked_message(ctx.session, result, identity))]
 
 
-@command("unlink", "/unlink <platform>", "split one platform's account off your profile again")
-async def unlink(ctx: Context, args: str) -> list[Reply]:
-    words = args.split()
-    if len(words) != 1:
-        raise UserError("Usage: /unlink telegram (or discord, console)")
-    return [Reply(text=await linking.unlink_message(ctx.session, ctx.person, await _identity(ctx), words[0].lower()))]
+@command(
+    "unlink",
+    "split one platform's account off your profile again",
+    params=(Param("platform", ParamType.CHOICE, "the account to split off", required=True, choices=PLATFORMS),),
+)
+async def unlink(ctx: Context, platform: str) -> list[Reply]:
+    message = await linking.unlink_message(
+        ctx.session, ctx.person, await _identity(ctx), platform.lower(), ctx.core.settings.admin_list
+    )
+    return [Reply(text=message)]

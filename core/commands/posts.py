@@ -8,72 +8,73 @@ from core.commands.registry import Context, command
 from core.errors import UserError
 from core.feed import notifications
 from core.gen.sizes import aspect_of
-from core.prompts import ImagineOptions, parse_imagine
+from core.params import Param, ParamType
+from core.prompts import IMAGE_OPTIONS, ImagineOptions, check_prompt
 from core.replies import Ask, Reply
 
-
-def _post_and_rest(args: str, usage: str) -> tuple[int, str]:
-    parts = args.split(maxsplit=1)
-    if not parts:
-        raise UserError(f"Usage: {usage}")
-    return posts.parse_post_id(parts[0]), parts[1] if len(parts) > 1 else ""
-
-
-@command("imagine", "/imagine <prompt>", "create an image and post it (--ar 16:9, --seed 42, --private)")
-async def imagine(ctx: Context, args: str) -> list[Reply]:
-    options = parse_imagine(args, ctx.core.settings.prompt_max_chars)
-    return await request_image(ctx, options)
+POST = Param("post", ParamType.POST, "the post's number, such as #12", required=True)
+PROMPT = Param(
+    "prompt",
+    ParamType.TEXT,
+    "what the image shows",
+    required=True,
+    missing="Describe the image you want, for example: /imagine a red fox in the snow",
+)
+REMIX_PROMPT = Param("prompt", ParamType.TEXT, "your take on it (without one, you are asked)")
 
 
-@command("remix", "/remix <post> <prompt>", "make your own take on a post, crediting its author")
-async def remix(ctx: Context, args: str) -> list[Reply]:
-    post_id, rest = _post_and_rest(args, "/remix #12 <prompt>")
-    parent = await posts.visible_post(ctx.session, post_id, ctx.person)
-    if not rest.strip():
+@command("imagine", "create an image and post it", params=(PROMPT, *IMAGE_OPTIONS))
+async def imagine(ctx: Context, prompt: str, aspect: str | None, seed: int | None, private: bool) -> list[Reply]:
+    checked = check_prompt(prompt, ctx.core.settings.prompt_max_chars)
+    return await request_image(ctx, ImagineOptions.of(checked, aspect, seed, private))
+
+
+@command("remix", "make your own take on a post, crediting its author", params=(POST, REMIX_PROMPT, *IMAGE_OPTIONS))
+async def remix(
+    ctx: Context, post: int, prompt: str | None, aspect: str | None, seed: int | None, private: bool
+) -> list[Reply]:
+    parent = await posts.visible_post(ctx.session, post, ctx.person)
+    if prompt is None and aspect is None and seed is None and not private:
         question = f"Describe your remix of #{parent.id} (the original: {cards.preview_line(parent)})"
         return [Reply(text=question, ask=Ask(question, "remix", str(parent.id), parent.prompt[:100]))]
-    options = parse_imagine(rest, ctx.core.settings.prompt_max_chars, "/remix #12 <prompt>")
-    return await request_image(ctx, options, parent)
+    checked = check_prompt(prompt or "", ctx.core.settings.prompt_max_chars, "/remix #12 <prompt>")
+    return await request_image(ctx, ImagineOptions.of(checked, aspect, seed, private), parent)
 
 
-@command("vary", "/vary <post>", "the same prompt with a new seed, as a new post", hidden=True)
-async def vary(ctx: Context, args: str) -> list[Reply]:
-    post_id, _ = _post_and_rest(args, "/vary #12")
-    parent = await posts.visible_post(ctx.session, post_id, ctx.person)
+@command("vary", "the same prompt with a new seed, as a new post", params=(POST,), hidden=True)
+async def vary(ctx: Context, post: int) -> list[Reply]:
+    parent = await posts.visible_post(ctx.session, post, ctx.person)
     aspect = aspect_of(parent.width, parent.height)
     return await request_image(ctx, ImagineOptions(parent.prompt, aspect, private=not parent.is_public), parent)
 
 
-@command("like", "/like <post>", "like a post, or take your like back")
-async def like(ctx: Context, args: str) -> list[Reply]:
-    post_id, _ = _post_and_rest(args, "/like #12")
-    post = await posts.visible_post(ctx.session, post_id, ctx.person)
-    liked = await posts.toggle_like(ctx.session, ctx.person, post)
-    event = {"recipient_id": post.author_id, "actor_id": ctx.person.id, "kind": "like", "post_id": post.id}
+@command("like", "like a post, or take your like back", params=(POST,))
+async def like(ctx: Context, post: int) -> list[Reply]:
+    found = await posts.visible_post(ctx.session, post, ctx.person)
+    liked = await posts.toggle_like(ctx.session, ctx.person, found)
+    event = {"recipient_id": found.author_id, "actor_id": ctx.person.id, "kind": "like", "post_id": found.id}
     await (notifications.record(ctx.session, **event) if liked else notifications.withdraw(ctx.session, **event))
-    await gallery.refresh_later(ctx.session, ctx.core.galleries, post.id, ctx.core.settings.gallery_refresh_seconds)
-    message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{post.id} ({post.like_count} ❤️)"
+    await gallery.refresh_later(ctx.session, ctx.core.galleries, found.id, ctx.core.settings.gallery_refresh_seconds)
+    message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{found.id} ({found.like_count} ❤️)"
     if not ctx.via_button:
-        return [Reply(text=message, post_id=post.id)]
-    [view] = await cards.views(ctx.session, [post])
+        return [Reply(text=message, post_id=found.id)]
+    [view] = await cards.views(ctx.session, [found])
     return [Reply(text=message, notice=True), cards.card(view, ctx.core.media, edit=True)]
 
 
-@command("post", "/post <id>", "show one post")
-async def show(ctx: Context, args: str) -> list[Reply]:
-    post_id, _ = _post_and_rest(args, "/post #12")
-    post = await posts.visible_post(ctx.session, post_id, ctx.person)
-    [view] = await cards.views(ctx.session, [post])
+@command("post", "show one post", params=(POST,))
+async def show(ctx: Context, post: int) -> list[Reply]:
+    found = await posts.visible_post(ctx.session, post, ctx.person)
+    [view] = await cards.views(ctx.session, [found])
     return [cards.card(view, ctx.core.media)]
 
 
-@command("delete", "/delete <post>", "delete one of your posts")
-async def delete(ctx: Context, args: str) -> list[Reply]:
-    post_id, _ = _post_and_rest(args, "/delete #12")
-    post = await posts.visible_post(ctx.session, post_id, ctx.person, admin=ctx.is_admin)
-    if post.author_id != ctx.person.id and not ctx.is_admin:
-        raise UserError(f"#{post.id} is not yours to delete.")
-    path = post.image_path
-    if await posts.delete_post(ctx.session, post):
+@command("delete", "delete one of your posts", params=(POST,))
+async def delete(ctx: Context, post: int) -> list[Reply]:
+    found = await posts.visible_post(ctx.session, post, ctx.person, admin=ctx.is_admin)
+    if found.author_id != ctx.person.id and not ctx.is_admin:
+        raise UserError(f"#{found.id} is not yours to delete.")
+    path = found.image_path
+    if await posts.delete_post(ctx.session, found):
         ctx.after_commit.append(lambda: ctx.core.media.delete(path))
-    return [Reply(text=f"Deleted #{post_id}.")]
+    return [Reply(text=f"Deleted #{post}.")]

@@ -12,9 +12,8 @@ from core.errors import UserError
 from core.feed.digest import digest_key
 from core.feed.localtime import digest_clock, digest_due, next_digest, zone_of
 from core.models import Delivery, utcnow
+from core.params import Param, ParamType, UsageError
 from core.replies import Reply
-
-DIGEST_USAGE = "Usage: /digest on, /digest off, or /digest 08:30 Europe/Berlin"
 
 
 def _zone(name: str) -> str:
@@ -44,35 +43,44 @@ async def _digest_status(ctx: Context) -> str:
     )
 
 
-@command("digest", "/digest [on|off|HH:MM [time zone]]", "your daily digest: show, switch, or set its time")
-async def digest(ctx: Context, args: str) -> list[Reply]:
-    words = args.split()
-    if not words:
+@command(
+    "digest",
+    "your daily digest: show, switch, or set its time",
+    params=(
+        Param("when", ParamType.WORD, "on, off, or the time it comes, such as 08:30"),
+        Param("zone", ParamType.WORD, "your time zone, such as Europe/Berlin"),
+    ),
+    examples=("/digest on", "/digest off", "/digest 08:30 Europe/Berlin"),
+)
+async def digest(ctx: Context, when: str | None, zone: str | None) -> list[Reply]:
+    if when is None:
+        if zone is not None:
+            raise UsageError
         return [Reply(text=await _digest_status(ctx))]
-    if len(words) == 1 and words[0].lower() in ("on", "off"):  # as /notify: any case
-        ctx.person.digest_enabled = words[0].lower() == "on"
-    elif len(words) <= 2:
+    if when.lower() in ("on", "off") and zone is None:  # as /notify: any case
+        ctx.person.digest_enabled = when.lower() == "on"
+    else:
         try:
-            at = parse_clock(words[0])
+            at = parse_clock(when)
         except ValueError:
-            raise UserError(DIGEST_USAGE) from None
+            raise UsageError from None
         ctx.person.digest_time = f"{at:%H:%M}"
         ctx.person.digest_enabled = True
-        if len(words) == 2:
-            ctx.person.timezone = _zone(words[1])
-    else:
-        raise UserError(DIGEST_USAGE)
+        if zone is not None:
+            ctx.person.timezone = _zone(zone)
     await ctx.session.flush()
     return [Reply(text=await _digest_status(ctx))]
 
 
-@command("notify", "/notify [on|off]", "messages when people follow you, like or remix your posts")
-async def notify(ctx: Context, args: str) -> list[Reply]:
-    choice = args.strip().lower()
-    if choice not in ("", "on", "off"):
-        raise UserError("Usage: /notify on or /notify off")
-    if choice:
-        ctx.person.notify_enabled = choice == "on"
+@command(
+    "notify",
+    "messages when people follow you, like or remix your posts",
+    params=(Param("setting", ParamType.CHOICE, "turn them on or off", choices=("on", "off")),),
+    examples=("/notify on", "/notify off"),
+)
+async def notify(ctx: Context, setting: str | None) -> list[Reply]:
+    if setting is not None:
+        ctx.person.notify_enabled = setting == "on"
         await ctx.session.flush()
     quiet = ctx.core.settings.quiet_hours
     if not ctx.person.notify_enabled:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.actor import Actor
 from core.models import Person
+from core.params import Param, Values, check_options, parse_text, synopsis, validate
 from core.replies import Reply
 
 if TYPE_CHECKING:
@@ -29,27 +31,83 @@ class Context:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-Handler = Callable[[Context, str], Awaitable[list[Reply]]]
+# Called as handler(ctx, **values): one keyword argument per declared parameter, already typed.
+Handler = Callable[..., Awaitable[list[Reply]]]
+SUMMARY_MAX = 100  # the tightest limit of the platforms we serve (Discord command descriptions)
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
-    usage: str  # e.g. "/follow <handle>"
-    summary: str  # one line for /help
+    summary: str  # one line for /help and the platforms' command menus
     handler: Handler
+    params: tuple[Param, ...] = ()
+    examples: tuple[str, ...] = ()  # whole lines; when given, usage errors show them
     hidden: bool = False  # reachable by buttons, not listed in /help
+
+    @property
+    def synopsis(self) -> str:
+        """What follows the name: `<post> [<prompt>] [--ar 1:1|16:9] ...`."""
+        return synopsis(self.params)
+
+    @property
+    def usage(self) -> str:
+        return f"/{self.name} {self.synopsis}".rstrip()
+
+    @property
+    def usage_line(self) -> str:
+        """`Usage: ...`, the end of every complaint about how the command was written."""
+        if not self.examples:
+            return f"Usage: {self.usage}"
+        *first, last = self.examples
+        return f"Usage: {', '.join(first)}{',' if len(first) > 1 else ''}{' or ' if first else ''}{last}"
+
+    @property
+    def summary_with_args(self) -> str:
+        """The summary, then what the command takes: one line for a platform's command menu."""
+        return f"{self.summary} — {self.synopsis}" if self.synopsis else self.summary
+
+    def parse(self, text: str) -> Values:
+        return parse_text(self.params, text, self.usage_line)
+
+    def check(self, given: Mapping[str, object]) -> Values:
+        return check_options(self.params, given, self.usage_line)
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, usage: str, summary: str, *, hidden: bool = False) -> Callable[[Handler], Handler]:
+def command(
+    name: str,
+    summary: str,
+    *,
+    params: Iterable[Param] = (),
+    examples: Iterable[str] = (),
+    hidden: bool = False,
+) -> Callable[[Handler], Handler]:
+    declared = tuple(params)
+    validate(declared)
+    if not summary or len(summary) > SUMMARY_MAX:
+        raise ValueError(f"/{name}: a summary of 1 to {SUMMARY_MAX} characters")
+
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, usage, summary, handler, hidden)
+        _check_signature(name, handler, declared)
+        COMMANDS[name] = Command(name, summary, handler, declared, tuple(examples), hidden)
         return handler
 
     return register
+
+
+def _check_signature(name: str, handler: Callable[..., Any], params: tuple[Param, ...]) -> None:
+    """The handler takes exactly the declared parameters, so a declaration cannot drift from its code."""
+    taken = list(inspect.signature(handler).parameters)[1:]
+    if taken != [p.name for p in params]:
+        raise TypeError(f"/{name}: the handler takes {taken}, the declaration {[p.name for p in params]}")
+
+
+def parse_args(name: str, text: str) -> Values:
+    """The typed values of `/name text`; a UserError (naming the parameter, then the usage) when malformed."""
+    return COMMANDS[name].parse(text)
 
 
 def listed() -> list[Command]:
