@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import insert_ignore
+from core.db import insert_ignore, rowcount
 from core.errors import UserError
 from core.feed.ranking import hot_score
 from core.gen.backend import GeneratedImage
@@ -81,12 +81,12 @@ async def delete_post(session: AsyncSession, post: Post) -> bool:
 async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool:
     """Likes or unlikes; returns True when the post is now liked. Counts move atomically."""
     inserted = await session.execute(insert_ignore(session, Like, post_id=post.id, person_id=person.id))
-    if inserted.rowcount == 1:
+    if rowcount(inserted) == 1:
         delta, liked = 1, True
     else:
         removed = await session.execute(delete(Like).where(Like.post_id == post.id, Like.person_id == person.id))
         # A simultaneous press may have removed it first: then there is nothing left to count down.
-        delta, liked = -removed.rowcount, False
+        delta, liked = -rowcount(removed), False
     count = await session.scalar(
         update(Post).where(Post.id == post.id).values(like_count=Post.like_count + delta).returning(Post.like_count)
     )
