@@ -49,8 +49,8 @@ async def like(ctx: Context, args: str) -> list[Reply]:
     post_id, _ = _post_and_rest(args, "/like #12")
     post = await posts.visible_post(ctx.session, post_id, ctx.person)
     liked = await posts.toggle_like(ctx.session, ctx.person, post)
-    event = {"recipient_id": post.author_id, "actor_id": ctx.person.id, "kind": "like", "post_id": post.id}
-    await (notifications.record(ctx.session, **event) if liked else notifications.withdraw(ctx.session, **event))
+    notify = notifications.record if liked else notifications.withdraw
+    await notify(ctx.session, recipient_id=post.author_id, actor_id=ctx.person.id, kind="like", post_id=post.id)
     await gallery.refresh_later(ctx.session, ctx.core.galleries, post.id, ctx.core.settings.gallery_refresh_seconds)
     message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{post.id} ({post.like_count} ❤️)"
     if not ctx.via_button:
