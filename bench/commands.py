@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import func, select, update
 
@@ -143,32 +144,32 @@ async def measure(core: Core, iterations: int, warmup: int, seed: int = 7) -> li
     def any_answer(replies: list[Reply]) -> bool:
         return bool(replies)
 
-    rows = [
-        ("/feed (first page)", [lambda i=i: core.handle(viewer(i), "/feed") for i in range(total)], _has_post),
+    rows: list[tuple[str, list[Call], Check]] = [
+        ("/feed (first page)", [partial(core.handle, viewer(i), "/feed") for i in range(total)], _has_post),
         (
             "/feed (deep page, Older ▶)",
-            [lambda i=i: core.press(viewer(i), f"feed before {plan.deep_cursor}") for i in range(total)],
+            [partial(core.press, viewer(i), f"feed before {plan.deep_cursor}") for i in range(total)],
             any_answer,  # someone who follows only new people may have nothing that old
         ),
         (
             "/profile <handle>",
-            [lambda h=h, i=i: core.handle(viewer(i), f"/profile {h}") for i, h in enumerate(plan.profiles)],
+            [partial(core.handle, viewer(i), f"/profile {h}") for i, h in enumerate(plan.profiles)],
             _says("following"),
         ),
-        ("/top", [lambda i=i: core.handle(viewer(i), "/top") for i in range(total)], _has_post),
+        ("/top", [partial(core.handle, viewer(i), "/top") for i in range(total)], _has_post),
     ]
     timings = [await _timed(label, calls, [check] * total, warmup) for label, calls, check in rows]
     # A like toggled twice by the same person is back where it was: both presses are measured.
-    like_calls = [
-        lambda i=i, p=p: core.press(viewer(i // 2), f"like {p}")
+    like_calls: list[Call] = [
+        partial(core.press, viewer(i // 2), f"like {p}")
         for i, p in enumerate(post for post in plan.like_posts[: (total + 1) // 2] for _ in range(2))
     ]
     timings.append(await _timed("/like <post> (button)", like_calls, [_says("like")] * len(like_calls), warmup))
     follow_calls: list[Call] = []
     follow_checks: list[Check] = []
     for who, whom in plan.follows:
-        follow_calls.append(lambda w=who, h=whom: core.press(w, f"follow {h}"))
-        follow_calls.append(lambda w=who, h=whom: core.handle(w, f"/unfollow {h}"))
+        follow_calls.append(partial(core.press, who, f"follow {whom}"))
+        follow_calls.append(partial(core.handle, who, f"/unfollow {whom}"))
         follow_checks += [_says("You now follow"), _says("You no longer follow")]
     both = await _timed("follow", follow_calls, follow_checks, 2 * warmup)
     timings.append(Timing("/follow <handle> (button)", both.samples_ms[0::2]))

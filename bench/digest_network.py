@@ -40,12 +40,12 @@ PG_DATABASE = "bench_digest"  # our own database on the server; the default shap
 
 PEOPLE_COLUMNS = ("id", "handle", "display_name", "bio", "created_at", "timezone", "digest_enabled", "digest_time")
 # (zone, share): half the people keep the default zone; the rest are spread, unevenly, over eight.
-ZONES = (
+ZONES: tuple[tuple[str | None, float], ...] = (
     (None, 0.50), ("Europe/Berlin", 0.12), ("America/New_York", 0.10), ("Asia/Kolkata", 0.08),
     ("Europe/London", 0.06), ("America/Los_Angeles", 0.05), ("Asia/Tokyo", 0.04), ("America/Sao_Paulo", 0.03),
     ("Australia/Sydney", 0.02),
 )  # fmt: skip
-HOURS = ((None, 0.80), ("07:30", 0.08), ("08:00", 0.07), ("12:00", 0.05))
+HOURS: tuple[tuple[str | None, float], ...] = ((None, 0.80), ("07:30", 0.08), ("08:00", 0.07), ("12:00", 0.05))
 DIGEST_OFF = 0.02  # turned their digest off
 UNREACHABLE = 0.01  # blocked the bot
 
@@ -74,7 +74,7 @@ class DigestNetwork(Network):
 
     def identity_rows(self) -> Iterator[list[Row]]:
         rng = random.Random(self.seed + 12)
-        rows = [
+        rows: list[Row] = [
             (pid, pid, PLATFORM, str(pid), chat_of(pid), handle_of(pid), rng.random() < UNREACHABLE, self.now)
             for pid in self.ids
         ]

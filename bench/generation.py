@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from bench.gen_backend import FakeRemoteBackend
 from core.actor import Actor
-from core.app import bootstrap
+from core.app import Core, bootstrap
 from core.config import Settings
 from core.db import create_engine
 from core.gen.backend import ImageBackend, ImageRequest
@@ -166,9 +166,9 @@ async def run_once(
     return Row(db, "local", concurrency, jobs, wall, enqueued, ideal, 0, None)
 
 
-async def check_all_done(core: object, jobs: int) -> None:
+async def check_all_done(core: Core, jobs: int) -> None:
     """The figures only count if every job made exactly one post."""
-    async with core.sessions() as session:  # type: ignore[attr-defined]
+    async with core.sessions() as session:
         done = await session.scalar(select(func.count()).where(GenerationJob.status == "done"))
         made = await session.scalar(select(func.count()).select_from(Post))
     if done != jobs or made != jobs:

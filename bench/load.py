@@ -181,4 +181,5 @@ def _finished_meta(network: Network) -> dict[str, str]:
 async def counts(engine: AsyncEngine) -> dict[str, int]:
     """How many rows of each kind the build made (the shape is a target; caps can trim a little)."""
     async with engine.begin() as conn:
-        return json.loads((await read_meta(conn))["counts"])
+        built: dict[str, int] = json.loads((await read_meta(conn))["counts"])
+    return built

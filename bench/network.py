@@ -143,7 +143,7 @@ class Network:
 
     def people_rows(self) -> Iterator[list[Row]]:
         rng = random.Random(self.seed + 1)
-        rows = []
+        rows: list[Row] = []
         for person_id in self.ids:
             name = NAMES[person_id % len(NAMES)].title()
             joined = _at(self.start_ts - rng.uniform(0, 60 * DAY))
@@ -151,7 +151,7 @@ class Network:
         yield from _batched(rows)
 
     def identity_rows(self) -> Iterator[list[Row]]:
-        rows = [
+        rows: list[Row] = [
             (pid, pid, PLATFORM, str(pid), chat_of(pid), handle_of(pid), False, self.now) for pid in self.ids
         ]  # fmt: skip
         yield from _batched(rows)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Insert, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -65,11 +65,19 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 def insert_ignore(session: AsyncSession, table: type, **values: Any) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING on either dialect, so a repeated request is harmless."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     return insert(table).values(**values).on_conflict_do_nothing()
 
 
 def insert_ignore_many(session: AsyncSession, table: type) -> Insert:
     """The same, to execute with a list of rows (one executemany)."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     return insert(table).on_conflict_do_nothing()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT, UPDATE or DELETE touched. AsyncSession.execute is typed as returning a plain
+    Result, which has no rowcount; for those statements it returns a CursorResult, which does."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"rowcount needs the result of an INSERT, UPDATE or DELETE, not {type(result).__name__}")
+    return result.rowcount

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox, people
 from core.admins import Admins
+from core.db import rowcount
 from core.errors import UserError
 from core.merging import MergeStats, merge_people, older_first
 from core.models import Identity, LinkCode, LinkGuess, Person, utcnow
@@ -164,7 +165,7 @@ async def _use(session: AsyncSession, code: LinkCode) -> bool:
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def _check_platforms(session: AsyncSession, first: int, second: int) -> None:

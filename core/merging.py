@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import rowcount
 from core.feed.ranking import hot_score
 from core.models import (
     Delivery,
@@ -70,7 +71,7 @@ async def merge_people(session: AsyncSession, survivor: Person, absorbed: Person
     _merge_preferences(survivor, absorbed)
     await session.execute(delete(Person).where(Person.id == gone))
     await session.flush()
-    return MergeStats(moved_posts.rowcount, likes_dropped, follows_dropped)
+    return MergeStats(rowcount(moved_posts), likes_dropped, follows_dropped)
 
 
 async def _merge_likes(session: AsyncSession, keep: int, gone: int) -> int:
@@ -98,16 +99,16 @@ async def _merge_follows(session: AsyncSession, keep: int, gone: int) -> int:
         and_(Follow.follower_id == keep, Follow.followee_id == gone),
         and_(Follow.follower_id == gone, Follow.followee_id == keep),
     )
-    dropped = (await session.execute(delete(Follow).where(between))).rowcount
+    dropped = rowcount(await session.execute(delete(Follow).where(between)))
     kept_followees = select(Follow.followee_id).where(Follow.follower_id == keep)
-    dropped += (
+    dropped += rowcount(
         await session.execute(delete(Follow).where(Follow.follower_id == gone, Follow.followee_id.in_(kept_followees)))
-    ).rowcount
+    )
     await session.execute(update(Follow).where(Follow.follower_id == gone).values(follower_id=keep))
     kept_followers = select(Follow.follower_id).where(Follow.followee_id == keep)
-    dropped += (
+    dropped += rowcount(
         await session.execute(delete(Follow).where(Follow.followee_id == gone, Follow.follower_id.in_(kept_followers)))
-    ).rowcount
+    )
     await session.execute(update(Follow).where(Follow.followee_id == gone).values(followee_id=keep))
     return dropped
 

@@ -25,7 +25,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import insert_ignore
+from core.db import insert_ignore, rowcount
 from core.messenger import DeliveryUncertain, MessageRef, Messenger, RetryLater, Unreachable
 from core.models import Delivery, Identity, utcnow
 from core.replies import Button, Reply
@@ -372,7 +372,7 @@ class Outbox:
                 .values(status="sending")
             )
             await session.commit()
-        return bool(result.rowcount == 1)
+        return rowcount(result) == 1
 
     async def _finish(self, delivery: Delivery, status: str, *, error: str | None = None) -> None:
         async with self.sessions() as session:

@@ -6,7 +6,7 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core.db import insert_ignore
+from core.db import insert_ignore, rowcount
 from core.errors import UserError
 from core.feed.ranking import hot_score
 from core.gen.backend import GeneratedImage
@@ -81,11 +81,11 @@ async def delete_post(session: AsyncSession, post: Post) -> bool:
 async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool:
     """Likes or unlikes; returns True when the post is now liked. Counts move atomically."""
     inserted = await session.execute(insert_ignore(session, Like, post_id=post.id, person_id=person.id))
-    if inserted.rowcount == 1:
+    if rowcount(inserted) == 1:
         delta, liked = 1, True
     else:
         removed = await session.execute(delete(Like).where(Like.post_id == post.id, Like.person_id == person.id))
-        if removed.rowcount == 0:
+        if rowcount(removed) == 0:
             return await _like_as_it_stands(session, person, post)
         delta, liked = -1, False
     count = await session.scalar(

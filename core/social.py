@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import insert_ignore
+from core.db import insert_ignore, rowcount
 from core.errors import UserError
 from core.models import Follow, Person
 
@@ -17,7 +17,7 @@ async def follow(session: AsyncSession, follower: Person, followee: Person) -> b
     if follower.id == followee.id:
         raise UserError("You can't follow yourself.")
     result = await session.execute(insert_ignore(session, Follow, follower_id=follower.id, followee_id=followee.id))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def unfollow(session: AsyncSession, follower: Person, followee: Person) -> bool:
@@ -25,7 +25,7 @@ async def unfollow(session: AsyncSession, follower: Person, followee: Person) ->
     result = await session.execute(
         delete(Follow).where(Follow.follower_id == follower.id, Follow.followee_id == followee.id)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def is_following(session: AsyncSession, follower_id: int, followee_id: int) -> bool:

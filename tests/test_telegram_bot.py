@@ -171,3 +171,9 @@ async def test_polling_goes_on_after_a_network_error(bot: RunningBot, api: FakeT
     await api.wait_for("getUpdates", lambda c: c.status == 500, any_status=True)
     answer = await reply_to(api, ALICE, "/start")
     assert "@alice" in answer.params["text"]
+
+
+async def test_long_polling_asks_for_a_whole_number_of_seconds(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    # The Bot API types getUpdates' timeout as Integer; the float setting (1.0 s here) went out as "1.0".
+    polled = await api.wait_for("getUpdates", lambda c: c.params.get("timeout") not in (None, "0"))
+    assert polled.params["timeout"] == "1"

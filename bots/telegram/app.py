@@ -143,8 +143,9 @@ async def _initialize(application: TelegramApp, stop: asyncio.Event, tuning: Tun
 
 async def _start_receiving(application: TelegramApp, settings: Settings, tuning: Tuning) -> WebhookServer | None:
     if not settings.telegram_webhook_url:
+        # build_application always gives the application an updater; PTB types it as optional.
         await application.updater.start_polling(  # type: ignore[union-attr]
-            poll_interval=0, timeout=tuning.poll_timeout, allowed_updates=ALLOWED_UPDATES, bootstrap_retries=5
+            poll_interval=0, timeout=round(tuning.poll_timeout), allowed_updates=ALLOWED_UPDATES, bootstrap_retries=5
         )
         return None
     secret = (

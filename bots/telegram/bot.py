@@ -28,7 +28,7 @@ class TelegramBot(ExtBot[int]):
     fetch the same batch again forever. Here an unreadable update is logged and replaced by an
     empty one with the same id, so the offset still moves past it."""
 
-    async def _do_post(self, endpoint: str, data: dict[str, Any], **kwargs: Any) -> Any:  # type: ignore[override]
+    async def _do_post(self, endpoint: str, data: dict[str, Any], **kwargs: Any) -> Any:
         result = await super()._do_post(endpoint, data, **kwargs)
         if endpoint == "getUpdates" and isinstance(result, list):
             return [entry for entry in map(self._readable, result) if entry is not None]

@@ -40,7 +40,7 @@ class Origin:
         pressed = MessageRef(PLATFORM, str(message.chat.id), str(message.message_id)) if message else None
         # Nobody can answer in a channel: anything that is not an edit goes to the person privately.
         in_channel = message is None or message.chat.type == Chat.CHANNEL
-        chat_id = str(query.from_user.id) if in_channel else str(message.chat.id)
+        chat_id = str(query.from_user.id) if in_channel or message is None else str(message.chat.id)
         return cls(chat_id, str(query.from_user.id), query=query, pressed=pressed)
 
     @property

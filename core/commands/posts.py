@@ -52,8 +52,8 @@ async def vary(ctx: Context, post: int) -> list[Reply]:
 async def like(ctx: Context, post: int) -> list[Reply]:
     found = await posts.visible_post(ctx.session, post, ctx.person)
     liked = await posts.toggle_like(ctx.session, ctx.person, found)
-    event = {"recipient_id": found.author_id, "actor_id": ctx.person.id, "kind": "like", "post_id": found.id}
-    await (notifications.record(ctx.session, **event) if liked else notifications.withdraw(ctx.session, **event))
+    notify = notifications.record if liked else notifications.withdraw
+    await notify(ctx.session, recipient_id=found.author_id, actor_id=ctx.person.id, kind="like", post_id=found.id)
     await gallery.refresh_later(ctx.session, ctx.core.galleries, found.id, ctx.core.settings.gallery_refresh_seconds)
     message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{found.id} ({found.like_count} ❤️)"
     if not ctx.via_button:

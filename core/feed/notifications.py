@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import outbox
 from core.config import Settings
+from core.db import rowcount
 from core.feed.localtime import in_quiet_hours, zone_of
 from core.feed.targets import reachable_targets
 from core.models import Notification, Person
@@ -125,7 +126,7 @@ async def _take_turn(session: AsyncSession, person_id: int, now: datetime, cutof
         .values(last_notified_at=now)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)
+    return rowcount(result) == 1
 
 
 async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[Person], now: datetime) -> int:

@@ -28,4 +28,4 @@ async def reachable_targets(session: AsyncSession, person_ids: list[int]) -> dic
         .order_by(Identity.person_id, Identity.last_seen_at)
     )
     # Ordered by last_seen_at, so the latest identity of each person wins.
-    return {person_id: Target(platform, chat_id) for person_id, platform, chat_id in rows}
+    return {person_id: Target(platform, chat_id) for person_id, platform, chat_id in rows if chat_id is not None}

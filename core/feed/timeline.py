@@ -24,7 +24,7 @@ async def feed_page(
     session: AsyncSession, person_id: int, *, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
 ) -> FeedPage:
     """`before` walks to older posts, `after` back to newer ones; neither gives the newest page."""
-    postgres = session.bind.dialect.name == "postgresql"
+    postgres = session.get_bind().dialect.name == "postgresql"
     if after is not None:
         rows = list(await session.scalars(_followed(person_id, Post.id > after, False, size + 1, postgres)))
         has_newer = len(rows) > size
@@ -45,7 +45,9 @@ async def feed_page(
     )
 
 
-def _followed(person_id: int, bound: ColumnElement[bool], newest_first: bool, limit: int, postgres: bool) -> Select:
+def _followed(
+    person_id: int, bound: ColumnElement[bool], newest_first: bool, limit: int, postgres: bool
+) -> Select[Post]:
     """Public posts of the people `person_id` follows, within `bound`, in id order, at most `limit`."""
     if not postgres:
         # SQLite walks each followed person's posts in id order (ix_posts_author_id_id) and cuts each walk short

@@ -65,8 +65,12 @@ class GenerationError(Exception):
 class ImageBackend(Protocol):
     name: str
     model: str
+
     # Sizes this backend accepts, by aspect-ratio name ("1:1", "16:9", ...), as (width, height).
-    sizes: dict[str, tuple[int, int]]
+    # Read-only, so a backend may keep them on the class (a ClassVar) or per instance.
+    @property
+    def sizes(self) -> dict[str, tuple[int, int]]: ...
+
     # Whether the same seed reproduces the same image.
     honours_seed: bool
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cards import plural
-from core.db import insert_ignore
+from core.db import insert_ignore, rowcount
 from core.errors import UserError
 from core.models import GenerationJob, Person, utcnow
 
@@ -72,7 +72,7 @@ async def take_cooldown(session: AsyncSession, person: Person, cooldown: float) 
         .values(last_generation_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 0:
+    if rowcount(result) == 0:
         last = await session.scalar(select(Person.last_generation_at).where(Person.id == person.id))
         wait = max(1, int(((last or now) + timedelta(seconds=cooldown) - now).total_seconds() + 0.999))
         raise UserError(f"Please wait {wait} s before your next image.")

@@ -337,8 +337,8 @@ class OpenAIBackend:
                     prompt=request.prompt,
                     n=1,
                     size=f"{width}x{height}",
-                    quality=self.quality,  # type: ignore[arg-type]
-                    output_format=self.output_format,  # type: ignore[arg-type]
+                    quality=self.quality,
+                    output_format=self.output_format,
                 )
                 item = response.data[0] if response.data else None
                 if item is None or not (item.b64_json or item.url):

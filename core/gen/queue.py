@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import posts
+from core.db import rowcount
 from core.feed import notifications
 from core.gen.backend import GenerationError
 from core.gen.service import ImageService, StoredImage
@@ -59,7 +60,7 @@ class QueueSettings:
 
 def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     """Seconds to wait before attempt number `attempt + 1`, with ±20 % jitter."""
-    return min(BACKOFF_CAP, base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
+    return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
 class GenerationQueue:
@@ -110,9 +111,10 @@ class GenerationQueue:
                 .values(status="queued", worker=None, not_before=utcnow())
             )
             await session.commit()
-        if result.rowcount:
-            log.info("requeued %d generation jobs left running by a crash", result.rowcount)
-        return int(result.rowcount or 0)
+        count = rowcount(result)
+        if count:
+            log.info("requeued %d generation jobs left running by a crash", count)
+        return count
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking jobs; jobs still running after the grace period are cut off and will be
@@ -237,7 +239,7 @@ class GenerationQueue:
         else:
             await self._failed(job, "Something went wrong while making the image.", retryable=True)
 
-    def _owned(self, job: GenerationJob) -> list[object]:
+    def _owned(self, job: GenerationJob) -> list[ColumnElement[bool]]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
 
     async def _complete(self, job: GenerationJob, stored: StoredImage) -> None:
@@ -293,7 +295,7 @@ class GenerationQueue:
                 .where(*self._owned(job))
                 .values(status="failed", error=final + QUOTA_NOTE, finished_at=utcnow())
             )
-            if result.rowcount == 1:
+            if rowcount(result) == 1:
                 failed = await session.get(GenerationJob, job.id, populate_existing=True)
                 assert failed is not None
                 await self.on_progress(session, failed)
