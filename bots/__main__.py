@@ -13,6 +13,7 @@ from pathlib import Path
 from core.admins import handle_only_warning
 from core.app import Core, bootstrap
 from core.config import ConfigError, Settings, load_settings
+from core.startup import check_media_dir
 
 log = logging.getLogger("bots")
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     interactive = settings.telegram_bot_token is None and settings.discord_bot_token is None
     with contextlib.suppress(KeyboardInterrupt):
         try:
+            check_media_dir(settings.media_dir)  # first: the console's log file lives beside it
             configure_logging(settings, console=interactive or args.command is not None)
             if args.command == "digest":
                 return asyncio.run(digest_command(settings, args))

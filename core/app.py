@@ -9,14 +9,13 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core import commands, gallery, outbox, people, scheduler
 from core.actor import Actor
 from core.config import Settings
-from core.db import create_engine, create_sessionmaker
+from core.db import create_sessionmaker
 from core.errors import UserError
 from core.feed.digest_render import DigestRenderer
 from core.gen.backend import ImageBackend
@@ -32,6 +31,7 @@ from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
 from core.params import Values
 from core.replies import Ask, Reply
+from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
 from core.text import clean
 
@@ -83,7 +83,7 @@ class Core:
         self.outbox.add_renderer("text", outbox.TextRenderer())
         self.outbox.add_renderer("digest", DigestRenderer(media))
         self.outbox.add_renderer("bestof", DigestRenderer(media))
-        self.scheduler: AsyncIOScheduler | None = None
+        self.scheduler: scheduler.Scheduler | None = None
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
             self.sessions,
@@ -267,7 +267,7 @@ class Core:
 
     async def aclose(self) -> None:
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            await self.scheduler.stop()
         await self.queue.stop()
         await self.outbox.stop()
         await self.moderator.aclose()
@@ -286,6 +286,7 @@ def make_backend(settings: Settings) -> ImageBackend:
 async def bootstrap(settings: Settings, *, backend: ImageBackend | None = None) -> Core:
     """Build the core: engine, schema migrations, media store and image backend. Call `start()`
     to run the background workers."""
-    engine = create_engine(settings.database_url)
+    check_media_dir(settings.media_dir)
+    engine = await open_database(settings.database_url)
     await upgrade(engine)
     return Core(settings, engine, backend or make_backend(settings), MediaStore(settings.media_dir))

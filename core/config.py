@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -23,6 +25,10 @@ def parse_clock(value: str) -> time:
     if int(hours) > 23 or int(minutes) > 59:
         raise ValueError(f"{value!r} is not a time of day")
     return time(int(hours), int(minutes))
+
+
+# What @BotFather hands out: the bot's numeric id, a colon, and about 35 URL-safe characters.
+TELEGRAM_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{30,}")
 
 
 class ConfigError(Exception):
@@ -101,6 +107,51 @@ class Settings(BaseSettings):
     @classmethod
     def _safe_admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         Admins.parse(value)  # an entry that names nobody for sure stops start-up
+        return value
+
+    @field_validator(
+        "openai_api_key",
+        "openai_base_url",
+        "generation_cooldown_seconds",
+        "telegram_bot_token",
+        "telegram_api_base_url",
+        "telegram_gallery_chat_id",
+        "telegram_webhook_url",
+        "telegram_webhook_secret",
+        "discord_bot_token",
+        "discord_api_base_url",
+        "discord_guild_id",
+        "discord_gallery_channel_id",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `OPENAI_API_KEY=` in a .env means "no key", not an empty key. Not env_ignore_empty for all
+        # settings: an empty QUIET_HOURS means "none", unlike its default.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, so a pasted half token is one line at start-up, not a 401 from Telegram later.
+        if value is not None and not TELEGRAM_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "not a bot token; @BotFather gives one like 123456789:AAF1x..._-4 (digits, colon, 35 characters)"
+            )
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value.strip())
+            if parts.scheme != "https" or not parts.hostname:
+                raise ValueError(
+                    "Telegram sends updates only to an https:// URL, e.g. https://bot.example.com/telegram"
+                )
+            return value.strip()
         return value
 
     @field_validator("default_timezone")

@@ -8,6 +8,7 @@ sure each row is sent once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -26,6 +27,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEEP = timedelta(days=14)
+STOP_GRACE_SECONDS = 5.0
+
+
+class Scheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 ships no types
+    """APScheduler's, with a shutdown that lets running jobs finish: APScheduler 3 cancels them,
+    mid-commit, and logs each as failed with a CancelledError traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(timezone="UTC")
+        self.in_flight: set[asyncio.Task[object]] = set()
+
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        self.pause()  # no new runs while the running ones finish
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=grace)
+        self.shutdown(wait=False)  # cancels what is still running after the grace period
 
 
 async def digest_tick(core: Core) -> None:
@@ -56,23 +73,33 @@ async def prune(core: Core) -> None:
         await session.commit()
 
 
-def _guarded(name: str, job: Callable[[Core], Awaitable[None]], core: Core) -> Callable[[], Awaitable[None]]:
+def _guarded(
+    name: str, job: Callable[[Core], Awaitable[None]], core: Core, scheduler: Scheduler
+) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        scheduler.in_flight.add(task)
         try:
             await job(core)
+        except asyncio.CancelledError:
+            # Only a shutdown cancels a job, and the job's own task ends here: one line, no traceback.
+            log.warning("scheduled job %s was stopped by the shutdown before it finished", name)
         except Exception:
             log.exception("scheduled job %s failed", name)
+        finally:
+            scheduler.in_flight.discard(task)
 
     return run
 
 
-def build(core: Core) -> AsyncIOScheduler:
-    scheduler = AsyncIOScheduler(timezone="UTC")
+def build(core: Core) -> Scheduler:
+    scheduler = Scheduler()
     tick = core.settings.scheduler_tick_seconds
     jobs = {"digests": digest_tick, "notifications": notification_tick, "best-of": best_of_tick}
     for name, job in jobs.items():
         scheduler.add_job(
-            _guarded(name, job, core),
+            _guarded(name, job, core, scheduler),
             "interval",
             seconds=tick,
             id=name,
@@ -81,5 +108,7 @@ def build(core: Core) -> AsyncIOScheduler:
             max_instances=1,
             next_run_time=utcnow(),
         )
-    scheduler.add_job(_guarded("prune", prune, core), "interval", hours=6, id="prune", name="prune", coalesce=True)
+    scheduler.add_job(
+        _guarded("prune", prune, core, scheduler), "interval", hours=6, id="prune", name="prune", coalesce=True
+    )
     return scheduler

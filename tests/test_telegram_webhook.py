@@ -87,6 +87,18 @@ async def test_malformed_requests_are_answered_and_ignored(bot: RunningBot, api:
     await api.wait_for("sendMessage")
 
 
+async def test_deeply_nested_json_is_answered_400_without_a_traceback(
+    bot: RunningBot, api: FakeTelegramAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Valid JSON that the parser cannot descend into raises RecursionError, which is not a ValueError.
+    nested = b"[" * 50_000 + b"]" * 50_000
+    assert await post(bot, nested) == 400
+    assert await post(bot, b'{"update_id": 1, "message": ' * 20_000 + b"1" + b"}" * 20_000) == 400
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert await post(bot, api.message_update(ALICE, "/start")) == 200
+    await api.wait_for("sendMessage")
+
+
 async def test_without_a_configured_secret_one_is_made_up(core: Core, settings: Settings, api: FakeTelegramAPI) -> None:
     running = await webhook_bot(core, settings, api, None)
     try:

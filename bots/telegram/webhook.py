@@ -36,7 +36,7 @@ class WebhookServer:
             return web.Response(status=403, text="forbidden")
         try:
             data = json.loads(await request.read())
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack, a RecursionError
             log.warning("ignoring a webhook request that is not JSON")
             return web.Response(status=400, text="not JSON")
         update: Update | None = parse_update(data, self.application.bot)

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from core.config import load_settings
-from core.db import create_engine
+from core.migrate import migration_engine
 from core.models import Base
 
 target_metadata = Base.metadata
@@ -20,19 +20,19 @@ def do_run_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # One transaction per revision, holding its version row too: a kill leaves a known revision.
+        # Alembic takes SQLite's DDL for non-transactional; core.migrate.migration_engine makes it so.
+        transaction_per_migration=True,
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
 async def run_async_migrations() -> None:
-    engine = create_engine(load_settings().database_url)
+    engine = migration_engine(load_settings().database_url)
     async with engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            # As in core.migrate: a batch migration's DROP TABLE must not cascade (the engine is thrown away after).
-            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         await connection.run_sync(do_run_migrations)
-        await connection.commit()
     await engine.dispose()
 
 

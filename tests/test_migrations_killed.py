@@ -1,0 +1,129 @@
+"""A process killed (SIGKILL) anywhere inside a migration leaves a database the next start-up brings
+to head, with every row kept: each revision commits as a whole with its version row."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.db import create_engine
+from core.migrate import upgrade
+from tests.conftest import TEST_DATABASE_URL
+from tests.test_migrations import _differences, _version
+
+ROOT = Path(__file__).resolve().parent.parent
+WHEN = "'2026-01-01 00:00:00'"
+ROWS = (
+    f"INSERT INTO people (id, handle, display_name, bio, created_at) VALUES (1, 'ada', 'Ada', '', {WHEN}),"
+    f" (2, 'alan', 'Alan', '', {WHEN})",
+    "INSERT INTO identities (id, person_id, platform, platform_user_id, unreachable, last_seen_at)"
+    f" VALUES (1, 1, 'console', 'ada', false, {WHEN})",
+    f"INSERT INTO follows (follower_id, followee_id, created_at) VALUES (2, 1, {WHEN})",
+    "INSERT INTO posts (id, author_id, prompt, image_path, width, height, seed, backend, model, visibility,"
+    f" like_count, remix_count, hot, created_at) VALUES (1, 1, 'fox', 'a/b.png', 1, 1, 1, 'local', 'm', 'public',"
+    f" 1, 0, 0.0, {WHEN})",
+    f"INSERT INTO likes (post_id, person_id, created_at) VALUES (1, 2, {WHEN})",
+)
+COUNTS = {"people": 2, "identities": 1, "follows": 1, "posts": 1, "likes": 1}
+WRITES = re.compile(r"^(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+VERSION_ROW = re.compile(r"^(INSERT INTO|UPDATE) alembic_version\b", re.IGNORECASE)
+
+
+@asynccontextmanager
+async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
+    """A brand-new empty database: a SQLite file, or a PostgreSQL database of its own."""
+    name = f"test_kill_{uuid.uuid4().hex[:12]}"
+    if not TEST_DATABASE_URL:
+        yield f"sqlite+aiosqlite:///{tmp_path / name}.db"
+        return
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def migrate_in_a_process(url: str, kill_after: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.fakes.dying_migration", url, str(kill_after)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def kill_points(statements: list[str]) -> list[int]:
+    """For every revision: after its first write, after one in the middle, and after its version row
+    (the last statement before its COMMIT). Statement numbers count from 1."""
+    points: list[int] = []
+    writes: list[int] = []
+    for number, statement in enumerate(statements, start=1):
+        if WRITES.match(statement):
+            writes.append(number)
+        if VERSION_ROW.match(statement):
+            points += sorted({writes[0], writes[len(writes) // 2], number})
+            writes = []
+    return points
+
+
+async def add_rows(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, "0001")
+        async with engine.begin() as conn:
+            for statement in ROWS:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def start_up_and_check(url: str, with_rows: bool, where: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)  # what the next start-up does
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_version) == "0005", where
+            assert await conn.run_sync(_differences) == [], where
+            if with_rows:
+                counts = {table: await conn.scalar(text(f"SELECT count(*) FROM {table}")) for table in COUNTS}
+                assert counts == COUNTS, where
+    finally:
+        await engine.dispose()
+
+
+async def no_setup(_url: str) -> None:
+    return None
+
+
+@pytest.mark.parametrize(("setup", "with_rows"), [(no_setup, False), (add_rows, True)], ids=["empty", "with-data"])
+async def test_a_kill_at_any_migration_step_never_bricks_the_database(
+    tmp_path: Path, setup: Callable[[str], object], with_rows: bool
+) -> None:
+    async with fresh_database(tmp_path) as url:
+        await setup(url)  # type: ignore[misc]
+        dry = migrate_in_a_process(url, 0)
+        assert dry.returncode == 0, dry.stderr
+    points = kill_points(json.loads(dry.stdout))
+    assert len(points) >= 3 * (4 if with_rows else 5) - 4  # every revision was seen
+    for point in points:
+        async with fresh_database(tmp_path) as url:
+            await setup(url)  # type: ignore[misc]
+            killed = migrate_in_a_process(url, point)
+            assert killed.returncode == -signal.SIGKILL, killed.stderr
+            await start_up_and_check(url, with_rows, f"killed after statement {point}")
