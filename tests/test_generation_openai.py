@@ -34,14 +34,21 @@ from tests.support import Chat
 
 
 @pytest.fixture
-async def openai_core(settings: Settings, database_url: str, fake_openai: FakeOpenAI) -> AsyncIterator[Core]:
+def generation_timeout() -> float:
+    return 0.5  # short, so timeouts are quick to test; override where the fake needs time to make a big image
+
+
+@pytest.fixture
+async def openai_core(
+    settings: Settings, database_url: str, fake_openai: FakeOpenAI, generation_timeout: float
+) -> AsyncIterator[Core]:
     configured = settings.model_copy(
         update={
             "image_backend": "openai",
             "openai_api_key": SecretStr("sk-test-not-a-real-key"),
             "openai_base_url": fake_openai.base_url,
             "openai_image_model": "gpt-image-2",
-            "generation_timeout_seconds": 0.5,
+            "generation_timeout_seconds": generation_timeout,
             "breaker_failure_threshold": 3,
             "breaker_cooldown_seconds": 30,
             "blocklist": ("gore",),
@@ -218,6 +225,7 @@ async def test_a_final_failure_reads_as_final(openai_core: Core, fake_openai: Fa
     )
 
 
+@pytest.mark.parametrize("generation_timeout", [30.0])  # the fake takes a while to make a 10 MB PNG
 async def test_an_oversized_image_is_posted_within_every_platforms_photo_limits(
     openai_core: Core, fake_openai: FakeOpenAI
 ) -> None:
