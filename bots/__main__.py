@@ -87,8 +87,7 @@ async def digest_command(settings: Settings, args: argparse.Namespace) -> int:
     core = await bootstrap(settings)
     try:
         if args.preview:
-            out = Path(args.out or f"digest-{args.preview.lstrip('@')}.jpg")
-            print(f"Wrote {await digest_preview(core, args.preview, out)}")
+            print(f"Wrote {await digest_preview(core, args.preview, Path(args.out) if args.out else None)}")
         else:
             stats = await digest_now(core, args.handle)
             print(
@@ -112,7 +111,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     action.add_argument("--now", action="store_true", help="queue today's digest for everyone who has not had it")
     action.add_argument("--preview", metavar="HANDLE", help="write HANDLE's digest picture to a file, send nothing")
     digest.add_argument("--handle", help="with --now: only this person")
-    digest.add_argument("--out", help="with --preview: the file to write (default digest-HANDLE.jpg)")
+    digest.add_argument(
+        "--out",
+        help="with --preview: the file to write, .jpg, .png or .webp (default MEDIA_DIR/previews/digest-HANDLE.jpg)",
+    )
     return parser.parse_args(argv)
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bots.console.chat import ConsoleChat
 from core.app import Core
+from core.feed.notifications import batch_pass
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,3 +175,23 @@ async def test_an_answer_to_an_ask_is_forgotten_after_another_command(core: Core
     await chat.line("/help")  # a command in between cancels the question
     await chat.line("a forest of trees")
     assert "Send /imagine <prompt>" in out.getvalue()  # plain text again, not a remix
+
+
+async def test_news_for_another_person_waits_until_they_are_the_one_typing(core: Core) -> None:
+    out = io.StringIO()
+    chat = ConsoleChat(core, out=out, name="alice")
+    await chat.line("/imagine a lonely tree --seed 1")
+    [post] = re.findall(r"#(\d+) by @alice", out.getvalue())
+    await chat.line("/as carol")
+    await chat.line(f"like {post}")
+    assert await batch_pass(core.sessions, core.settings, datetime(2026, 1, 10, 12, 0, tzinfo=UTC)) == 1
+    core.outbox.wake()
+    async with asyncio.timeout(10):
+        await core.drain()
+    assert "🔔" not in out.getvalue()  # carol is typing: alice's news is not shown to her
+    await chat.line("/as alice")
+    after = out.getvalue().split("You are now alice.", 1)[1]
+    assert after.splitlines()[1:3] == ["bot> While you were away (1 message):", f"bot> 🔔 @carol liked #{post}"]
+    await chat.line("/as carol")
+    await chat.line("/as alice")
+    assert out.getvalue().count(f"🔔 @carol liked #{post}") == 1  # told once

@@ -93,7 +93,26 @@ async def test_digest_preview_writes_the_picture_and_sends_nothing(
 
     default = await run_bots(settings, tmp_path, "--preview", "reader")
     assert default.returncode == 0, default.stderr
-    assert (tmp_path / "digest-reader.jpg").read_bytes() == out.read_bytes()
+    written = settings.media_dir / "previews" / "digest-reader.jpg"  # under MEDIA_DIR, not the current folder
+    assert default.stdout.strip() == f"Wrote {written}"
+    assert written.read_bytes() == out.read_bytes()
+    assert not (tmp_path / "digest-reader.jpg").exists()
+
+
+async def test_digest_preview_writes_the_format_its_suffix_names_and_refuses_others(
+    chat: Chat, settings: Settings, tmp_path: Path
+) -> None:
+    await a_small_network(chat)
+    for suffix, fmt in [("png", "PNG"), ("webp", "WEBP"), ("JPEG", "JPEG")]:
+        out = tmp_path / f"reader.{suffix}"
+        done = await run_bots(settings, tmp_path, "--preview", "reader", "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        with Image.open(out) as picture:
+            assert picture.format == fmt and picture.size == collage_size(1)
+    refused = await run_bots(settings, tmp_path, "--preview", "reader", "--out", str(tmp_path / "reader.gif"))
+    assert refused.returncode == 1
+    assert refused.stderr == "A preview file must end in .jpg, .jpeg, .png, .webp, not 'reader.gif'.\n"
+    assert not (tmp_path / "reader.gif").exists()
 
 
 async def test_an_unknown_handle_is_one_line_and_exit_code_one(chat: Chat, settings: Settings, tmp_path: Path) -> None:

@@ -282,6 +282,27 @@ async def test_a_sent_digest_is_one_collage_with_a_line_and_a_button_per_post(ch
     assert messenger.counts()[chat_of("reader")] == 1
 
 
+async def test_a_digest_says_which_posts_are_trending_ones_from_strangers(chat: Chat, settings: Settings) -> None:
+    await people(chat, "alice", "carol", "reader", "loner")
+    await chat.say("reader", "/follow alice")
+    now = utcnow()
+    followed = await add_post(chat.core, "alice", now - timedelta(hours=2), likes=1, prompt="a fox at dawn")
+    stranger = await add_post(chat.core, "carol", now - timedelta(hours=1), likes=50, prompt="a boat in fog")
+    await compose_pass(chat.core.sessions, settings, now, force=True)
+    messenger = FakeMessenger()
+    await sent_digests(chat.core, messenger)
+
+    [mixed] = messenger.to(chat_of("reader"))
+    title, *lines = mixed.text.splitlines()
+    assert title.endswith(": the best new images from the people you follow, and 🔥 trending ones from others")
+    assert lines == [f"#{followed} @alice: a fox at dawn", f"🔥 #{stranger} @carol: a boat in fog"]
+    [strangers_only] = messenger.to(chat_of("loner"))  # follows nobody
+    assert strangers_only.text.splitlines()[0].endswith(
+        ": 🔥 trending new images (nothing new from the people you follow)"
+    )
+    assert "from the people you follow\n" not in strangers_only.text
+
+
 async def test_posts_deleted_or_made_private_after_composing_are_left_out(chat: Chat, settings: Settings) -> None:
     await people(chat, "alice", "reader", "fan")
     await chat.say("reader", "/follow alice")

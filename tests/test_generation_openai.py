@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from PIL import Image
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -20,6 +22,8 @@ from tests.fakes.openai_server import (
     FakeOpenAI,
     content_policy,
     flagged,
+    html_page,
+    image_bomb,
     image_ok,
     insufficient_quota,
     rate_limited,
@@ -30,14 +34,21 @@ from tests.support import Chat
 
 
 @pytest.fixture
-async def openai_core(settings: Settings, database_url: str, fake_openai: FakeOpenAI) -> AsyncIterator[Core]:
+def generation_timeout() -> float:
+    return 0.5  # short, so timeouts are quick to test; override where the fake needs time to make a big image
+
+
+@pytest.fixture
+async def openai_core(
+    settings: Settings, database_url: str, fake_openai: FakeOpenAI, generation_timeout: float
+) -> AsyncIterator[Core]:
     configured = settings.model_copy(
         update={
             "image_backend": "openai",
             "openai_api_key": SecretStr("sk-test-not-a-real-key"),
             "openai_base_url": fake_openai.base_url,
             "openai_image_model": "gpt-image-2",
-            "generation_timeout_seconds": 0.5,
+            "generation_timeout_seconds": generation_timeout,
             "breaker_failure_threshold": 3,
             "breaker_cooldown_seconds": 30,
             "blocklist": ("gore",),
@@ -169,3 +180,65 @@ async def test_a_restart_requeues_running_openai_jobs(
     assert job.status == "done"
     async with openai_core.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Post)) == 1
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+async def test_a_decompression_bomb_fails_its_job_at_once_with_a_friendly_line_and_costs_no_quota(
+    openai_core: Core, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_openai.script_images(image_bomb((100_000, 100_000)))
+    chat = Chat(openai_core)
+    with caplog.at_level(logging.INFO):
+        job = await chat.finish(await chat.say("alice", "/imagine an endless fox"))
+    assert job.status == "failed" and job.attempts == 1
+    assert job.error == (
+        "The image service sent an image far too large to handle. "
+        "Try again with another prompt. Your quota was not used."
+    )
+    assert tracebacks(caplog) == []
+    assert "0 of 5" in await chat.text("alice", "/quota")
+
+
+async def test_an_html_page_from_the_image_server_is_retried_without_a_traceback(
+    openai_core: Core, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_openai.script_images(html_page(), image_ok())
+    chat = Chat(openai_core)
+    with caplog.at_level(logging.INFO):
+        await chat.post("alice", "a fox behind a proxy")
+    [job] = await jobs(openai_core)
+    assert job.status == "done" and job.attempts == 2
+    assert tracebacks(caplog) == []
+
+
+async def test_a_final_failure_reads_as_final(openai_core: Core, fake_openai: FakeOpenAI) -> None:
+    fake_openai.default_image = html_page(status=502)
+    openai_core.queue.config = replace(openai_core.queue.config, max_attempts=2)
+    chat = Chat(openai_core)
+    job = await chat.finish(await chat.say("alice", "/imagine a fox that never comes"))
+    assert job.status == "failed"
+    assert job.error == (
+        "The image service had a problem on its side. I gave up after 2 attempts. Your quota was not used."
+    )
+
+
+@pytest.mark.parametrize("generation_timeout", [30.0])  # the fake takes a while to make a 10 MB PNG
+async def test_an_oversized_image_is_posted_within_every_platforms_photo_limits(
+    openai_core: Core, fake_openai: FakeOpenAI
+) -> None:
+    # Telegram refuses photos over 10 MB or whose width + height exceed 10,000.
+    fake_openai.script_images(image_ok(size=(9600, 800)), image_ok(size=(2000, 2000), noise=True))
+    chat = Chat(openai_core)
+    wide, noisy = await chat.post("alice", "a long fox --ar 16:9"), await chat.post("alice", "a fox in static")
+    async with openai_core.sessions() as session:
+        posts = [await session.get(Post, wide), await session.get(Post, noisy)]
+    for post in posts:
+        assert post is not None
+        path = openai_core.media.path(post.image_path)
+        with Image.open(path) as stored:
+            assert stored.size == (post.width, post.height)
+        assert post.width + post.height <= 10_000 and path.stat().st_size <= 10_000_000
+    assert posts[0] is not None and abs(posts[0].width / posts[0].height - 12) < 0.05

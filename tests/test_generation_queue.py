@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -17,6 +19,7 @@ from core.messenger import MessageRef
 from core.models import GenerationJob, Post
 from core.replies import Reply
 from tests.conftest import empty_tables
+from tests.fakes.platform import person_id
 from tests.support import Chat, actor
 
 
@@ -346,3 +349,30 @@ async def test_people_waiting_in_line_see_their_place_move_up(make_core) -> None
     async with asyncio.timeout(20):
         await core.drain()
     assert shown_to_cat()[-1].startswith("#")  # and in the end, her post
+
+
+async def test_a_persons_quota_day_is_their_own_local_day(chat: Chat) -> None:
+    await chat.say("alice", "/digest 09:00 Pacific/Kiritimati")  # UTC+14: never the same midnight as UTC
+    alice = await person_id(chat.core, "alice")
+    midnight = datetime.now(ZoneInfo("Pacific/Kiritimati")).replace(hour=0, minute=0, second=0, microsecond=0)
+    async with chat.core.sessions() as session:
+        for n, finished in enumerate((midnight - timedelta(minutes=1), midnight + timedelta(seconds=1))):
+            session.add(
+                GenerationJob(
+                    idempotency_key=f"quota-day-{n}",
+                    person_id=alice,
+                    prompt="a fox",
+                    seed=n,
+                    aspect="1:1",
+                    visibility="public",
+                    status="done",
+                    attempts=1,
+                    not_before=finished,
+                    created_at=finished,
+                    finished_at=finished,
+                )
+            )
+        await session.commit()
+    quota = await chat.text("alice", "/quota")
+    assert "made 1 of " in quota  # the job a minute before her midnight was yesterday's
+    assert "resets at midnight, Pacific/Kiritimati time" in quota

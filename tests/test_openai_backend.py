@@ -25,7 +25,10 @@ from tests.fakes.openai_server import (
     content_policy,
     error,
     fake_openai,  # noqa: F401  (the fixture)
+    garbage_json,
+    html_page,
     http_date,
+    image_bomb,
     image_ok,
     image_url,
     insufficient_quota,
@@ -285,6 +288,54 @@ async def test_the_sdk_read_timeout_maps_to_timeout_too(fake_openai: FakeOpenAI)
         await backend.aclose()
     assert (err.kind, err.retryable) == (ErrorKind.TIMEOUT, True)
     assert time.monotonic() - started < 2
+
+
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The log lines, after checking that none carries a traceback."""
+    assert [r.exc_info for r in caplog.records if r.exc_info] == []
+    return [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        html_page(),
+        html_page(status=502),
+        garbage_json("{not json"),
+        garbage_json('{"data": "no images today"}'),
+        garbage_json('{"data": [1, 2]}'),
+        garbage_json("[1, 2]"),
+        garbage_json('{"data": [{"b64_json": 5}]}'),
+    ],
+    ids=["html", "html-502", "broken-json", "data-a-string", "data-of-numbers", "a-list", "b64-a-number"],
+)
+async def test_an_answer_that_is_not_openai_json_is_a_retryable_server_error_logged_in_one_line(
+    backend: OpenAIBackend,
+    fake_openai: FakeOpenAI,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+    answer: Any,
+) -> None:
+    fake_openai.script_images(answer)
+    with caplog.at_level(logging.WARNING):
+        err = await failure(backend)
+    assert (err.kind, err.retryable) == (ErrorKind.SERVER, True)
+    assert "try again" not in str(err)  # only the queue knows whether it will
+    [line] = no_tracebacks(caplog)
+    assert line.startswith("image generation failed: server")
+
+
+async def test_a_decompression_bomb_is_refused_from_its_header_and_not_retried(
+    backend: OpenAIBackend,
+    fake_openai: FakeOpenAI,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake_openai.script_images(image_bomb((100_000, 100_000)))
+    with caplog.at_level(logging.WARNING):
+        err = await failure(backend)
+    assert (err.kind, err.retryable) == (ErrorKind.REJECTED, False)
+    assert "too large" in str(err)
+    [line] = no_tracebacks(caplog)
+    assert "decompression bomb" in line
 
 
 def test_classify_keeps_generation_errors_and_maps_unknown_ones() -> None:

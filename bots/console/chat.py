@@ -44,8 +44,12 @@ class ConsoleChat:
         self.actor = self._actor(name or _login_name())
         self.pending: Ask | None = None
         self.actions: set[str] = set()  # the buttons shown so far; typing one presses it
-        self.messenger = ConsoleMessenger(self.write, self._remember_buttons)
+        self.messenger = ConsoleMessenger(self.write, self._remember_buttons, lambda: self.chat_id)
         core.register_messenger(self.messenger)
+
+    @property
+    def chat_id(self) -> str:
+        return self.actor.chat_id or "console"
 
     @staticmethod
     def _actor(name: str) -> Actor:
@@ -75,6 +79,12 @@ class ConsoleChat:
             return
         self.actor, self.pending = self._actor(name), None
         self.write(f"{BOT}> You are now {self.actor.user_id}.")
+        held = self.messenger.release(self.chat_id)
+        if held:
+            self.write(f"{BOT}> While you were away ({len(held)} message{'s' if len(held) != 1 else ''}):")
+        for reply in held:
+            self._remember_buttons(reply)
+            self.write(render(reply, BOT))
 
     def _remember_buttons(self, reply: Reply) -> None:
         self.actions.update(button.action for row in reply.buttons for button in row)
@@ -88,7 +98,7 @@ class ConsoleChat:
             if reply.job_id is not None:
                 # From here on the core edits this message as the image is made. A terminal chat is
                 # one conversation at a time, so wait for the image before reading the next line.
-                await self.core.progress_shown(reply.job_id, self.messenger.new_ref(self.actor.chat_id or "console"))
+                await self.core.progress_shown(reply.job_id, self.messenger.new_ref(self.chat_id))
                 await self.core.queue.wait_for(reply.job_id)
                 await self.core.drain()
 

@@ -67,7 +67,7 @@ async def request_image(ctx: Context, options: ImagineOptions, parent: Post | No
         _idempotency_key(ctx),
         quota=None if ctx.is_admin else settings.daily_quota,
         cooldown=0 if ctx.is_admin else settings.cooldown_seconds,
-        zone=settings.default_timezone,
+        zone=ctx.person.timezone or settings.default_timezone,
     )
 
     async def wake_workers() -> None:
@@ -86,13 +86,15 @@ def _until(delta: timedelta) -> str:
 async def quota(ctx: Context) -> list[Reply]:
     settings = ctx.core.settings
     limit = None if ctx.is_admin else settings.daily_quota
-    status = await jobs.quota_status(ctx.session, ctx.person.id, limit, settings.default_timezone)
+    # A person's quota day is their own local day, in the zone their digest uses (/digest HH:MM zone).
+    zone = ctx.person.timezone or settings.default_timezone
+    status = await jobs.quota_status(ctx.session, ctx.person.id, limit, zone)
     if status.limit is None:
         return [Reply(text=f"You are an admin: no daily limit. {status.used} images today.")]
-    resets = status.resets_at.strftime("%H:%M %Z")
     lines = [
         f"You have made {status.used} of {status.limit} images today; {status.left} left.",
-        f"The count resets at {resets} (in {_until(status.resets_at - utcnow())}).",
+        f"The count resets at midnight, {zone} time (in {_until(status.resets_at - utcnow())}); "
+        "set your time zone with /digest HH:MM <zone>.",
     ]
     if settings.cooldown_seconds:
         lines.append(f"Between two images, wait {settings.cooldown_seconds:g} s.")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
+from PIL import Image
 from sqlalchemy import select
 
 from core.app import Core
@@ -14,6 +16,8 @@ from core.feed.digest_render import digest_reply, visible_views
 from core.feed.localtime import zone_of
 from core.models import Person, utcnow
 from core.people import parse_handle
+
+PREVIEW_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 
 
 async def digest_now(core: Core, handle: str | None = None) -> PassStats:
@@ -28,8 +32,11 @@ async def digest_now(core: Core, handle: str | None = None) -> PassStats:
     return stats
 
 
-async def digest_preview(core: Core, handle: str, target: Path) -> Path:
-    """Write the person's digest picture, as it would be sent now, to `target`; nothing is sent."""
+async def digest_preview(core: Core, handle: str, target: Path | None = None) -> Path:
+    """Write the person's digest picture, as it would be sent now, to `target` (by default under
+    MEDIA_DIR/previews, never the current folder) in the format its suffix names; nothing is sent."""
+    if target is not None and target.suffix.lower() not in PREVIEW_FORMATS:
+        raise UserError(f"A preview file must end in {', '.join(PREVIEW_FORMATS)}, not {target.name!r}.")
     person = await _person(core, handle)
     now = utcnow()
     async with core.sessions() as session:
@@ -42,9 +49,20 @@ async def digest_preview(core: Core, handle: str, target: Path) -> Path:
     today = now.astimezone(zone_of(person, core.settings))  # the person's date, not the server's
     reply = await digest_reply(core.media, f"Digest preview for @{person.handle}, {today:%d %B}", views)
     assert reply.image is not None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(reply.image.path, target)
+    target = target or core.settings.media_dir / "previews" / f"digest-{person.handle}.jpg"
+    await asyncio.to_thread(_write_as, reply.image.path, target)
     return target
+
+
+def _write_as(collage: Path, target: Path) -> None:
+    """The collage is a JPEG; any other suffix gets the collage converted to that format."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fmt = PREVIEW_FORMATS[target.suffix.lower()]
+    if fmt == "JPEG":
+        shutil.copyfile(collage, target)
+        return
+    with Image.open(collage) as picture:
+        picture.save(target, format=fmt)
 
 
 async def _person(core: Core, handle: str) -> Person:

@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 
 import aiohttp
 import openai
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from core.config import ConfigError, Settings
 from core.gen.backend import ErrorKind, GeneratedImage, GenerationError, ImageRequest
+from core.gen.publishable import FORMATS, inspect
 from core.gen.sizes import ASPECT_RATIOS
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,10 @@ RETIRED_MODELS: dict[str, str] = {
 }
 CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
-FORMAT_BY_PIL = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STAMP_KEYS = ("prompt", "seed", "backend", "author")
+UNREADABLE_ANSWER = "The image service sent an answer we could not read."
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,24 +175,14 @@ def classify(exc: BaseException) -> GenerationError:
     if isinstance(exc, GenerationError):
         return exc
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
-        return GenerationError(
-            "The image service took too long to answer; we'll try again.", retryable=True, kind=ErrorKind.TIMEOUT
-        )
+        return GenerationError("The image service took too long to answer.", retryable=True, kind=ErrorKind.TIMEOUT)
     if isinstance(exc, openai.APIConnectionError | aiohttp.ClientError):
-        return GenerationError(
-            "The image service could not be reached; we'll try again.", retryable=True, kind=ErrorKind.CONNECTION
-        )
+        return GenerationError("The image service could not be reached.", retryable=True, kind=ErrorKind.CONNECTION)
     if isinstance(exc, openai.APIStatusError):
         return _classify_status(exc)
-    if isinstance(exc, openai.APIResponseValidationError):
-        return GenerationError(
-            "The image service sent an answer we could not read; we'll try again.",
-            retryable=True,
-            kind=ErrorKind.SERVER,
-        )
-    return GenerationError(
-        "Something went wrong while making the image; we'll try again.", retryable=True, kind=ErrorKind.UNKNOWN
-    )
+    if isinstance(exc, openai.APIResponseValidationError | ValueError):
+        return GenerationError(UNREADABLE_ANSWER, retryable=True, kind=ErrorKind.SERVER)
+    return GenerationError("Something went wrong while making the image.", retryable=True, kind=ErrorKind.UNKNOWN)
 
 
 def _classify_status(exc: openai.APIStatusError) -> GenerationError:
@@ -211,14 +202,14 @@ def _classify_status(exc: openai.APIStatusError) -> GenerationError:
         )
     if isinstance(exc, openai.RateLimitError):
         return GenerationError(
-            "The image service is busy right now; we'll try again shortly.",
+            "The image service is busy right now.",
             retryable=True,
             retry_after=retry_after,
             kind=ErrorKind.RATE_LIMITED,
         )
     if status >= 500:
         return GenerationError(
-            "The image service had a problem on its side; we'll try again.",
+            "The image service had a problem on its side.",
             retryable=True,
             retry_after=retry_after,
             kind=ErrorKind.SERVER,
@@ -230,9 +221,7 @@ def _classify_status(exc: openai.APIStatusError) -> GenerationError:
             kind=ErrorKind.AUTH,
         )
     if status == 408:  # request timeout: the server gave up waiting on us
-        return GenerationError(
-            "The image service took too long to answer; we'll try again.", retryable=True, kind=ErrorKind.TIMEOUT
-        )
+        return GenerationError("The image service took too long to answer.", retryable=True, kind=ErrorKind.TIMEOUT)
     return GenerationError(
         f"The image service could not make this image (HTTP {status}).", retryable=False, kind=ErrorKind.REJECTED
     )
@@ -250,8 +239,33 @@ def _log_failure(exc: BaseException, error: GenerationError) -> None:
             exc.request_id,
             detail,
         )
+    elif isinstance(exc, ValueError):
+        log.warning("image generation failed: %s (an answer that is not valid JSON: %s)", error.kind.value, exc)
     else:
         log.warning("image generation failed: %s (%s)", error.kind.value, type(exc).__name__)
+
+
+def _image_item(response: object) -> openai.types.Image:
+    """The answer's one image. Without strict validation the SDK hands back whatever came: the text of
+    an HTML error page, a list, or an ImagesResponse whose fields hold anything."""
+    data = getattr(response, "data", None) if isinstance(response, openai.types.ImagesResponse) else None
+    item = data[0] if isinstance(data, list) and data else None
+    if isinstance(item, openai.types.Image):
+        if isinstance(item.b64_json, str) and item.b64_json:
+            return item
+        if isinstance(item.url, str) and item.url and not item.b64_json:
+            return item
+    log.warning("image generation failed: server (an answer without an image: %s)", _sketch(response))
+    raise GenerationError(UNREADABLE_ANSWER, retryable=True, kind=ErrorKind.SERVER)
+
+
+def _sketch(answer: object) -> str:
+    """A short, one-line description of an unexpected answer for the log."""
+    if isinstance(answer, str):
+        return f"text {' '.join(answer.split())[:80]!r}"
+    if isinstance(answer, openai.types.ImagesResponse):
+        return f"data={type(answer.data).__name__}"
+    return type(answer).__name__
 
 
 # --- PNG metadata -----------------------------------------------------------------------------------------
@@ -340,19 +354,14 @@ class OpenAIBackend:
                     quality=self.quality,
                     output_format=self.output_format,
                 )
-                item = response.data[0] if response.data else None
-                if item is None or not (item.b64_json or item.url):
-                    raise GenerationError(
-                        "The image service answered without an image; we'll try again.",
-                        retryable=True,
-                        kind=ErrorKind.SERVER,
-                    )
+                item = _image_item(response)
                 data = await self._image_bytes(item.b64_json, item.url)
-        except (openai.OpenAIError, aiohttp.ClientError, TimeoutError) as exc:
+        except (openai.OpenAIError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # ValueError: a body announced as JSON that is not (the SDK's json.loads fails).
             error = classify(exc)
             _log_failure(exc, error)
             raise error from None  # the cause may carry request details; the queue needs only the error
-        return self._finish(data, request, getattr(item, "revised_prompt", None))
+        return self._finish(data, request, item.revised_prompt if isinstance(item.revised_prompt, str) else None)
 
     async def _image_bytes(self, b64: str | None, url: str | None) -> bytes:
         if b64:
@@ -360,14 +369,14 @@ class OpenAIBackend:
                 return base64.b64decode(b64, validate=True)
             except (binascii.Error, ValueError):
                 raise GenerationError(
-                    "The image service sent an image we could not read; we'll try again.",
+                    "The image service sent an image we could not read.",
                     retryable=True,
                     kind=ErrorKind.SERVER,
                 ) from None
         assert url is not None
         if not url.startswith(("http://", "https://")):
             raise GenerationError(
-                "The image service sent a link we cannot download; we'll try again.",
+                "The image service sent a link we cannot download.",
                 retryable=True,
                 kind=ErrorKind.SERVER,
             )
@@ -376,7 +385,7 @@ class OpenAIBackend:
         async with self._http.get(url) as resp:
             if resp.status != 200:
                 raise GenerationError(
-                    f"The generated image could not be downloaded (HTTP {resp.status}); we'll try again.",
+                    f"The generated image could not be downloaded (HTTP {resp.status}).",
                     retryable=True,
                     kind=ErrorKind.SERVER,
                 )
@@ -390,17 +399,8 @@ class OpenAIBackend:
             return bytes(data)
 
     def _finish(self, data: bytes, request: ImageRequest, revised_prompt: str | None) -> GeneratedImage:
-        try:
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only
-                fmt, (width, height) = image.format or "", image.size
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-            raise GenerationError(
-                "The image service sent something that is not an image; we'll try again.",
-                retryable=True,
-                kind=ErrorKind.SERVER,
-            ) from None
-        extension = FORMAT_BY_PIL.get(fmt)
-        if extension is None:  # e.g. a compatible server answering GIF: store a PNG instead
+        extension, width, height = inspect(data)  # refuses a decompression bomb before any decoding
+        if extension not in FORMATS.values():  # e.g. a compatible server answering GIF: store a PNG instead
             with Image.open(io.BytesIO(data)) as image:
                 out = io.BytesIO()
                 image.convert("RGBA").save(out, format="PNG")

@@ -38,6 +38,12 @@ BACKOFF_CAP = 120.0
 QUOTA_NOTE = " Your quota was not used."
 
 
+def gave_up(attempts: int) -> str:
+    """The end of a final failure's message: a backend's message says what went wrong, never what
+    happens next, since only the queue knows whether this was the last try."""
+    return f"I gave up after {attempts} attempt{'s' if attempts != 1 else ''}."
+
+
 class Breaker(Protocol):
     """What the queue needs of a circuit breaker (core.gen.breaker.CircuitBreaker)."""
 
@@ -288,7 +294,7 @@ class GenerationQueue:
             log.info("generation job %s: %s; retrying in %.1f s", job.id, message, delay)
             await self._requeue(job, utcnow() + timedelta(seconds=delay), error=message)
             return
-        final = message if not retryable else f"{message} I gave up after {job.attempts} attempts."
+        final = message if not retryable else f"{message} {gave_up(job.attempts)}"
         async with self.sessions() as session:
             result = await session.execute(
                 update(GenerationJob)

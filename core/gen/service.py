@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from core.gen.backend import GeneratedImage, ImageBackend, ImageRequest
 from core.gen.media import MediaStore
+from core.gen.publishable import publishable
 from core.gen.sizes import nearest_size
 
 
@@ -25,6 +27,8 @@ class ImageService:
 
     async def create(self, prompt: str, seed: int, aspect: str, author: str) -> StoredImage:
         width, height = self.size_for(aspect)
-        image = await self.backend.generate(ImageRequest(prompt, seed, width, height, author))
+        generated = await self.backend.generate(ImageRequest(prompt, seed, width, height, author))
+        # Whatever the backend sent, the stored image is one every platform can show (or the job fails).
+        image = await asyncio.to_thread(publishable, generated)
         path = await self.media.save(image.data, image.extension)
         return StoredImage(image, path)

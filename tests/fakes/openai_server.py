@@ -35,6 +35,11 @@ Answers (module functions, each returns a `FakeAnswer`)
 - `content_policy(code="content_policy_violation")`: 400 as OpenAI sends it for a refused prompt
   (`moderation_blocked` is what GPT image models use).
 - `error(status, code=..., message=..., type=..., headers=...)`: any other error in OpenAI's shape.
+- `image_ok(size=(4200, 4200), noise=True)`: random pixels that no compression shrinks (a huge file);
+  `mode="L"` makes a cheap grey picture of an oversized size.
+- `image_bomb(size=(100000, 100000))`: a decompression bomb, a PNG whose header claims that size.
+- `html_page(status=200)`: an HTML error page (what a proxy answers when the server behind it is down).
+- `garbage_json(raw='{"data": "no images today"}')`: a 200 "JSON" answer that is broken or of the wrong shape.
 - `slow(delay, then=image_ok())`: wait `delay` seconds, then answer `then` (to exceed a client timeout).
   Stopping the server cuts the wait short, so a timed-out test never waits for it.
 - `flagged(*categories)` / `not_flagged()`: moderation results.
@@ -54,6 +59,9 @@ import contextlib
 import io
 import itertools
 import json
+import random
+import struct
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -67,6 +75,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 IMAGES_PATH = "/v1/images/generations"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODERATIONS_PATH = "/v1/moderations"
 MODERATION_CATEGORIES = (
     "harassment",
@@ -99,6 +108,12 @@ class FakeAnswer:
     fmt: str = "png"
     size: tuple[int, int] | None = None
     revised_prompt: str | None = None
+    noise: bool = False  # random pixels, which no compression shrinks: a big file
+    mode: str = "RGB"
+    bomb: bool = False  # only a header claiming `size`: a decompression bomb
+    # For answers that are not OpenAI's JSON (an HTML error page, broken JSON): the raw body as sent.
+    raw: str | None = None
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -113,8 +128,30 @@ def error_body(message: str, type_: str, code: str | None, param: str | None = N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def image_ok(*, revised_prompt: str | None = None, size: tuple[int, int] | None = None, fmt: str = "png") -> FakeAnswer:
-    return FakeAnswer(image=True, fmt=fmt, size=size, revised_prompt=revised_prompt)
+def image_ok(
+    *,
+    revised_prompt: str | None = None,
+    size: tuple[int, int] | None = None,
+    fmt: str = "png",
+    noise: bool = False,
+    mode: str = "RGB",
+) -> FakeAnswer:
+    return FakeAnswer(image=True, fmt=fmt, size=size, revised_prompt=revised_prompt, noise=noise, mode=mode)
+
+
+def image_bomb(size: tuple[int, int] = (100_000, 100_000)) -> FakeAnswer:
+    return FakeAnswer(image=True, size=size, bomb=True)
+
+
+def html_page(status: int = 200) -> FakeAnswer:
+    """What a proxy in front of the server sends when the server is down, or a captive portal always."""
+    page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body>Bad Gateway</body></html>"
+    return FakeAnswer(status=status, raw=page, content_type="text/html")
+
+
+def garbage_json(raw: str = '{"data": "no images today"}') -> FakeAnswer:
+    """A 200 announced as JSON whose body is broken JSON or JSON of the wrong shape."""
+    return FakeAnswer(raw=raw)
 
 
 def image_url(
@@ -207,8 +244,11 @@ def _moderation_body(is_flagged: bool, categories: set[str]) -> dict[str, Any]:
     }
 
 
-def make_image(size: tuple[int, int], fmt: str) -> bytes:
-    image = Image.new("RGB", size, (200, 90, 40))
+def make_image(size: tuple[int, int], fmt: str, *, noise: bool = False, mode: str = "RGB") -> bytes:
+    if noise:
+        image = Image.frombytes(mode, size, random.randbytes(size[0] * size[1] * len(mode)))
+    else:
+        image = Image.new(mode, size, (200, 90, 40)[: len(mode)] if len(mode) > 1 else 128)
     out = io.BytesIO()
     if fmt == "png":
         info = PngInfo()
@@ -217,6 +257,19 @@ def make_image(size: tuple[int, int], fmt: str) -> bytes:
     else:
         image.save(out, format=fmt.upper())
     return out.getvalue()
+
+
+def make_bomb(size: tuple[int, int]) -> bytes:
+    """A PNG whose header claims `size` (1-bit grey), with one compressed row of pixels: decoding it in
+    full would take width x height bytes of memory, so the header alone must stop it."""
+    width, height = size
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    row = zlib.compress(b"\0" * (1 + (width + 7) // 8))
+    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", row) + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def _parse_size(value: object) -> tuple[int, int]:
@@ -308,10 +361,12 @@ class FakeOpenAI:
     async def _images_handler(self, request: web.Request) -> web.Response:
         body = await self._record(request)
         answer = await self._wait(self._images.popleft() if self._images else self.default_image)
+        if answer.raw is not None:
+            return web.Response(text=answer.raw, status=answer.status, content_type=answer.content_type)
         if not answer.image:
             return web.json_response(answer.body, status=answer.status, headers=answer.headers)
         size = answer.size or _parse_size((body or {}).get("size"))
-        data = make_image(size, answer.fmt)
+        data = make_bomb(size) if answer.bomb else make_image(size, answer.fmt, noise=answer.noise, mode=answer.mode)
         item: dict[str, Any] = {}
         if answer.as_url:
             name = f"img-{next(self._ids)}.{answer.fmt}"
