@@ -112,6 +112,24 @@ async def test_a_crash_in_mid_run_resumes_with_no_gap_and_no_duplicate(chat: Cha
     assert {final[chat_of(h)] for h in handles if chat_of(h) != in_flight} == {"sent"}
 
 
+async def test_rows_a_killed_process_had_claimed_are_sent_within_seconds_of_a_restart(
+    chat: Chat, make_core: MakeCore
+) -> None:
+    handles = await a_network_with_digests(chat, 20)
+    platform = FakeMessenger(crash_after=3)
+    await make_core(platform)  # killed in mid-batch: the rest of its batch stays claimed
+    await wait_until(lambda: len(platform.sent) == 3)
+    in_flight = platform.sent[-1].chat_id
+    restarted = asyncio.get_running_loop().time()
+    second = await make_core(platform)
+    await drained(second, seconds=12)  # "within seconds": a lease of a few seconds, not minutes
+    assert asyncio.get_running_loop().time() - restarted < 12
+    assert platform.counts() == {chat_of(h): 1 for h in handles}
+    final = await statuses(second)
+    assert final.pop(in_flight) == "uncertain"  # the one on the wire when it died: not repeated
+    assert {final[chat_of(h)] for h in handles if chat_of(h) != in_flight} == {"sent"}
+
+
 async def test_a_running_process_takes_over_what_a_crashed_one_left_without_a_restart(
     chat: Chat, make_core: MakeCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
