@@ -3,7 +3,7 @@ edits their progress message as the job moves on and brings them its result, exa
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -58,11 +58,11 @@ async def deliver_result(session: AsyncSession, job: GenerationJob, *, grace: ti
     as a new message to the chat they asked from when no progress message was ever shown (the
     process died before the adapter could send it). The adapter may still be about to report one,
     so without it the row waits `grace` after the request."""
+    platform, chat_id = job.platform, job.chat_id
+    not_before: datetime | None = max(utcnow(), job.created_at + grace)
     if job.progress_ref is not None:
         ref = MessageRef.decode(job.progress_ref)
         platform, chat_id, not_before = ref.platform, ref.chat_id, None
-    else:
-        platform, chat_id, not_before = job.platform, job.chat_id, max(utcnow(), job.created_at + grace)
     if platform is None or chat_id is None:
         return  # a job from before the requester's chat was recorded, never shown: nowhere to send it
     await outbox.add(
