@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -18,6 +19,7 @@ from core.config import Settings
 from core.db import create_sessionmaker
 from core.errors import UserError
 from core.feed.digest_render import DigestRenderer
+from core.gen import progress
 from core.gen.backend import ImageBackend
 from core.gen.breaker import CircuitBreaker
 from core.gen.local import LocalBackend
@@ -38,6 +40,9 @@ from core.text import clean
 log = logging.getLogger(__name__)
 
 LINE_UPDATES = 5  # waiting jobs whose place in line is shown anew when a job starts
+# How long a finished job with no progress message waits for the adapter to report one before its
+# result goes out as a new message (the adapter's reply may wait behind a chat's pacing).
+PROGRESS_GRACE = timedelta(seconds=5)
 OOPS = "Sorry, something went wrong on our side and nothing was saved. Please try again in a moment."
 
 
@@ -132,9 +137,8 @@ class Core:
             job = await session.get(GenerationJob, job_id)
             if job is None:
                 return
-            job.progress_ref = ref.encode()
-            job.shown_status = job.shown_status or "queued"
-            await self._job_progress(session, job)
+            if await progress.progress_shown(session, job, ref):
+                await self._job_progress(session, job)
             await session.commit()
         self.outbox.wake(ref.platform)
 
@@ -218,6 +222,9 @@ class Core:
     async def _job_progress(self, session: AsyncSession, job: GenerationJob) -> None:
         if job.status == "running":
             await self._move_line_up(session, job)
+        if job.status in ("done", "failed"):
+            await progress.deliver_result(session, job, grace=PROGRESS_GRACE)
+            return
         if job.progress_ref is None or job.shown_status == job.status:
             return
         await self._edit_progress(session, job, f"job:{job.id}:{job.status}:{job.attempts}")

@@ -3,6 +3,7 @@ posts). Each platform adapter implements `Messenger` and registers it with the c
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,7 +46,23 @@ class DeliveryUncertain(DeliveryError):
     so it must not be repeated where a duplicate would be visible."""
 
 
+class MessageGone(DeliveryError):
+    """The message to edit was deleted, or is too old to edit: nothing was changed."""
+
+
+class CalledOff(DeliveryError):
+    """The send never left this process: `on_wire` said the message is no longer ours to send."""
+
+
+# Called by a messenger right before a request leaves the process, after every wait in its own rate
+# limiter; False calls the send off (CalledOff). Called again for a second request of the same send.
+OnWire = Callable[[], Awaitable[bool]]
+
+
 class Messenger(Protocol):
+    """A messenger that waits in a rate limiter of its own sets `calls_on_wire = True` and takes an
+    `on_wire` keyword in send and edit, so the outbox knows when a message may have gone out."""
+
     platform: str
 
     async def send(self, chat_id: str, reply: Reply) -> MessageRef:

@@ -180,6 +180,9 @@ class GenerationJob(Base):
     # Where the person sees this job's progress (a core.messenger.MessageRef, encoded), and what it shows.
     progress_ref: Mapped[str | None] = mapped_column(String(200))
     shown_status: Mapped[str | None] = mapped_column(String(16))
+    # The chat the request came from: where the result goes when no progress message was ever shown.
+    platform: Mapped[str | None] = mapped_column(String(16))
+    chat_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -204,7 +207,10 @@ class Delivery(Base):
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_ref: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
-    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when a sender took it (claimed, sending)
+    # The claim holding the row (claimed, sending), and when its process last said it is alive: a claim
+    # not renewed for core.outbox.LEASE belongs to a dead process.
+    claim: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -2,11 +2,16 @@
 notifications) is a `Delivery` row written before it is attempted, then sent by one paced sender
 per platform.
 
-Rows are claimed a batch at a time with a conditional UPDATE (pending -> claimed), so two
-processes never take the same row, and each row moves claimed -> sending just before its own send.
-A row whose send may or may not have happened (a read timeout, or a crash while it was "sending")
-becomes "uncertain" and is not repeated: a visible duplicate is worse than a gap an operator can
-see. A row still "claimed" after a crash was never attempted and goes back to "pending".
+Rows are claimed a batch at a time with a conditional UPDATE (pending -> claimed, under a fresh
+claim token), so two processes never take the same row, and each row moves claimed -> sending only
+when its request is about to leave the process: after the outbox's pacing and after any wait in the
+messenger's own rate limiter (see core.messenger.OnWire). A row whose send may or may not have
+happened (a read timeout, or a crash while it was "sending") becomes "uncertain" and is not
+repeated: a visible duplicate is worse than a gap an operator can see.
+
+A claim is a lease: the process working a batch renews it every RENEW_SECONDS, so a claim not
+renewed for LEASE belongs to a dead process. Its "claimed" rows were never attempted and go back to
+"pending" within seconds; its "sending" row becomes "uncertain".
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import json
 import logging
 import random
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +32,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import insert_ignore, rowcount
-from core.messenger import DeliveryUncertain, MessageRef, Messenger, RetryLater, Unreachable
+from core.messenger import (
+    CalledOff,
+    DeliveryUncertain,
+    MessageGone,
+    MessageRef,
+    Messenger,
+    RetryLater,
+    Unreachable,
+)
 from core.models import Delivery, Identity, utcnow
 from core.replies import Button, Reply
 
@@ -34,7 +48,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 100  # rows claimed at once; a batch waits for its last answers before the next is claimed
 MAX_ATTEMPTS = 5
-STALE_SENDING = timedelta(minutes=2)  # no single send takes this long; such a row was cut off by a crash
+LEASE = timedelta(seconds=6)  # a claim not renewed this long belongs to a process that died
+RENEW_SECONDS = 2.0  # how often a live process renews the claim on the batch it is working
 IN_FLIGHT = ("pending", "claimed", "sending")  # statuses of rows not finished yet
 DEFAULT_RATE = 25.0
 AHEAD = 3  # rows rendered while earlier ones wait for the limiter (for renderers that allow it)
@@ -47,6 +62,7 @@ CATCH_UP = 0.15
 class Outgoing:
     reply: Reply
     edit: MessageRef | None = None  # edit this message instead of sending a new one
+    or_send: bool = False  # if the message to edit is gone, send the reply as a new message instead
 
 
 class Renderer(Protocol):
@@ -168,16 +184,17 @@ class Outbox:
                 sender.wake.set()
 
     async def _recover_stale(self) -> None:
-        """Rows a crashed process left behind: those it had claimed but not attempted are sent
-        again; the one it was sending may have arrived, so it is marked uncertain, not repeated.
-        Runs at start and now and then while idle, since the crashed process may not be restarted."""
+        """Rows a dead process left behind (its claim was not renewed for LEASE): those it had
+        claimed but not attempted are sent again; the one it was sending may have arrived, so it is
+        marked uncertain, not repeated. Runs at start and every LEASE / 2 while sending or idle, since
+        the dead process may not be restarted."""
         self._recovered_at = asyncio.get_running_loop().time()
-        stale = utcnow() - STALE_SENDING
+        stale = utcnow() - LEASE
         async with self.sessions() as session:
             await session.execute(
                 update(Delivery)
                 .where(Delivery.status == "claimed", Delivery.claimed_at < stale)
-                .values(status="pending", attempts=Delivery.attempts - 1)
+                .values(status="pending", claim=None, attempts=Delivery.attempts - 1)
             )
             await session.execute(
                 update(Delivery)
@@ -187,7 +204,7 @@ class Outbox:
             await session.commit()
 
     async def _recover_now_and_then(self) -> None:
-        if asyncio.get_running_loop().time() - self._recovered_at < STALE_SENDING.total_seconds() / 2:
+        if asyncio.get_running_loop().time() - self._recovered_at < LEASE.total_seconds() / 2:
             return
         try:
             await self._recover_stale()
@@ -196,6 +213,7 @@ class Outbox:
 
     async def _claim(self, platform: str) -> list[Delivery]:
         now = utcnow()
+        claim = uuid.uuid4().hex[:16]
         async with self.sessions() as session:
             due = (
                 select(Delivery.id)
@@ -206,7 +224,7 @@ class Outbox:
             rows = await session.scalars(
                 update(Delivery)
                 .where(Delivery.id.in_(due.scalar_subquery()), Delivery.status == "pending")
-                .values(status="claimed", claimed_at=now, attempts=Delivery.attempts + 1)
+                .values(status="claimed", claim=claim, claimed_at=now, attempts=Delivery.attempts + 1)
                 .returning(Delivery)
                 .execution_options(synchronize_session=False)
             )
@@ -223,16 +241,43 @@ class Outbox:
             except Exception:
                 log.exception("outbox claim failed for %s", platform)
                 batch = []
+            await self._recover_now_and_then()
             if not batch:
                 if self._stopping:  # stop() may have set the event while we were claiming
                     break
-                await self._recover_now_and_then()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sender.wake.wait(), self.poll_seconds)
                 continue
-            pause = await self._send_batch(sender, batch)
+            pause = await self._send_batch_renewing(sender, batch)
             if pause:
                 await asyncio.sleep(pause)
+
+    async def _send_batch_renewing(self, sender: _Sender, batch: list[Delivery]) -> float:
+        """Send the batch while renewing its claim, so no other process takes it over."""
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(batch[0].claim, done))
+        try:
+            return await self._send_batch(sender, batch)
+        finally:
+            done.set()
+            await asyncio.wait([renewing])  # not cancelled: a cancel could cut a commit short
+
+    async def _renew(self, claim: str | None, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), RENEW_SECONDS)
+            if done.is_set():
+                return
+            try:
+                async with self.sessions() as session:
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.claim == claim, Delivery.status.in_(("claimed", "sending")))
+                        .values(claimed_at=utcnow())
+                    )
+                    await session.commit()
+            except Exception:  # the sends go on; a lapsed claim costs at most a row sent by another process
+                log.exception("could not renew an outbox claim")
 
     async def _send_batch(self, sender: _Sender, batch: list[Delivery]) -> float:
         """Send claimed rows in order; returns seconds to pause after a 429, else 0.
@@ -287,7 +332,7 @@ class Outbox:
             await session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_([r.id for r in rows]), Delivery.status == "claimed")
-                .values(status="pending", attempts=Delivery.attempts - 1)
+                .values(status="pending", claim=None, attempts=Delivery.attempts - 1)
             )
             await session.commit()
 
@@ -320,13 +365,13 @@ class Outbox:
         await sender.limiter.acquire()
         if wait := sender.pause_left():  # a 429 came back while this send waited for its slot
             await asyncio.sleep(wait)
-        if not await self._start_sending(delivery):
-            return  # recovered as stale and taken by another sender meanwhile
         try:
-            if outgoing.edit is not None:
-                ref = await sender.messenger.edit(outgoing.edit, outgoing.reply)
-            else:
-                ref = await sender.messenger.send(delivery.chat_id, outgoing.reply)
+            ref = await self._transmit(sender.messenger, delivery, outgoing)
+        except CalledOff:
+            return  # our claim lapsed and another sender took the row meanwhile
+        except MessageGone as exc:
+            await self._finish(delivery, "skipped", error=f"message gone: {exc}")
+            return
         except RetryLater as exc:
             loop_now = asyncio.get_running_loop().time()
             sender.paused_until = max(sender.paused_until, loop_now + exc.retry_after)
@@ -349,6 +394,24 @@ class Outbox:
             await self._mark(session, delivery, "sent", sent_ref=ref.encode())
             await session.commit()
 
+    async def _transmit(self, messenger: Messenger, delivery: Delivery, outgoing: Outgoing) -> MessageRef:
+        """The row turns "sending" just before its request leaves: inside the messenger, after its
+        own rate limiter, when the messenger can tell; else right before the call."""
+        on_wire = _Once(lambda: self._start_sending(delivery))
+        hooked = bool(getattr(messenger, "calls_on_wire", False))
+        if not hooked and not await on_wire():
+            raise CalledOff("the claim lapsed")
+        extra: dict[str, Any] = {"on_wire": on_wire} if hooked else {}
+        if outgoing.edit is None:
+            return await messenger.send(delivery.chat_id, outgoing.reply, **extra)
+        try:
+            return await messenger.edit(outgoing.edit, outgoing.reply, **extra)
+        except MessageGone:
+            if not outgoing.or_send:
+                raise
+            log.info("delivery %s: the message to edit is gone; sending a new one", delivery.key)
+            return await messenger.send(delivery.chat_id, outgoing.reply, **extra)
+
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         """Nothing went out: try again after a backoff, up to MAX_ATTEMPTS."""
         log.error("delivery %s failed", delivery.key, exc_info=exc)
@@ -359,17 +422,13 @@ class Outbox:
             await self._retry(delivery, backoff, repr(exc)[:500], count_attempt=True)
 
     async def _start_sending(self, delivery: Delivery) -> bool:
-        """claimed -> sending, committed right before the send: from here a crash leaves the
-        outcome unknown. Only while the claim is still ours (same claimed_at)."""
+        """claimed -> sending, committed right before the request leaves: from here a crash leaves
+        the outcome unknown. Only while the claim is still ours."""
         async with self.sessions() as session:
             result = await session.execute(
                 update(Delivery)
-                .where(
-                    Delivery.id == delivery.id,
-                    Delivery.status == "claimed",
-                    Delivery.claimed_at == delivery.claimed_at,
-                )
-                .values(status="sending")
+                .where(Delivery.id == delivery.id, Delivery.status == "claimed", Delivery.claim == delivery.claim)
+                .values(status="sending", claimed_at=utcnow())
             )
             await session.commit()
         return rowcount(result) == 1
@@ -392,6 +451,7 @@ class Outbox:
                 .where(Delivery.id == delivery.id)
                 .values(
                     status="pending",
+                    claim=None,
                     not_before=utcnow() + timedelta(seconds=delay),
                     error=error,
                     attempts=Delivery.attempts if count_attempt else Delivery.attempts - 1,
@@ -409,6 +469,19 @@ class Outbox:
                 select(Delivery.id).where(Delivery.platform.in_(platforms), Delivery.status.in_(IN_FLIGHT)).limit(1)
             )
         return busy is None
+
+
+class _Once:
+    """The outbox's on_wire hook: the row turns "sending" at the first request of a send only."""
+
+    def __init__(self, start: Callable[[], Awaitable[bool]]) -> None:
+        self._start = start
+        self._result: bool | None = None
+
+    async def __call__(self) -> bool:
+        if self._result is None:
+            self._result = await self._start()
+        return self._result
 
 
 async def mark_unreachable(session: AsyncSession, platform: str, chat_id: str) -> None:

@@ -67,7 +67,9 @@ async def test_a_follow_a_like_and_a_remix_come_in_one_message(chat: Chat) -> No
         "🔔 @alice followed you",
     ]
     assert [(b.label, b.action) for row in message.buttons for b in row] == [(f"#{post}", f"post {post}")]
-    assert messenger.counts() == {chat_of("bob"): 1}  # nobody else had news
+    # Nobody else had news; dave gets the remix he asked for (no progress message was shown for it).
+    assert messenger.counts() == {chat_of("bob"): 1, chat_of("dave"): 1}
+    assert [r.post_id for r in messenger.to(chat_of("dave"))] == [job.post_id]
     assert await told(chat, T0 + timedelta(hours=1)) == 0  # told once
 
 

@@ -94,12 +94,12 @@ async def test_a_crash_in_mid_run_resumes_with_no_gap_and_no_duplicate(chat: Cha
     assert len(platform.sent) == 7  # it is dead: nothing more went out
     in_flight = platform.sent[-1].chat_id
 
-    # The operator restarts it a few minutes later, on the same database.
+    # The operator restarts it later, on the same database.
     async with first.sessions() as session:
         await session.execute(
             update(Delivery)
             .where(Delivery.claimed_at.is_not(None))
-            .values(claimed_at=utcnow() - outbox.STALE_SENDING - timedelta(minutes=1))
+            .values(claimed_at=utcnow() - outbox.LEASE - timedelta(minutes=1))
         )
         await session.commit()
     second = await make_core(platform)
@@ -112,10 +112,29 @@ async def test_a_crash_in_mid_run_resumes_with_no_gap_and_no_duplicate(chat: Cha
     assert {final[chat_of(h)] for h in handles if chat_of(h) != in_flight} == {"sent"}
 
 
+async def test_rows_a_killed_process_had_claimed_are_sent_within_seconds_of_a_restart(
+    chat: Chat, make_core: MakeCore
+) -> None:
+    handles = await a_network_with_digests(chat, 20)
+    platform = FakeMessenger(crash_after=3)
+    await make_core(platform)  # killed in mid-batch: the rest of its batch stays claimed
+    await wait_until(lambda: len(platform.sent) == 3)
+    in_flight = platform.sent[-1].chat_id
+    restarted = asyncio.get_running_loop().time()
+    second = await make_core(platform)
+    await drained(second, seconds=12)  # "within seconds": a lease of a few seconds, not minutes
+    assert asyncio.get_running_loop().time() - restarted < 12
+    assert platform.counts() == {chat_of(h): 1 for h in handles}
+    final = await statuses(second)
+    assert final.pop(in_flight) == "uncertain"  # the one on the wire when it died: not repeated
+    assert {final[chat_of(h)] for h in handles if chat_of(h) != in_flight} == {"sent"}
+
+
 async def test_a_running_process_takes_over_what_a_crashed_one_left_without_a_restart(
     chat: Chat, make_core: MakeCore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(outbox, "STALE_SENDING", timedelta(seconds=0.5))
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=0.5))
+    monkeypatch.setattr(outbox, "RENEW_SECONDS", 0.1)
     handles = await a_network_with_digests(chat, 25)
     platform = FakeMessenger(crash_after=4)
     survivor = await make_core(start=False)
@@ -245,7 +264,7 @@ async def test_an_uncertain_send_is_marked_and_never_repeated(core: Core, make_c
 async def test_a_row_left_sending_by_a_crash_becomes_uncertain_once_stale(core: Core, make_core: MakeCore) -> None:
     await queue_texts(core, ["chat-old", "chat-fresh", "chat-new"])
     async with core.sessions() as session:
-        for chat_id, age in (("chat-old", outbox.STALE_SENDING + timedelta(seconds=5)), ("chat-fresh", timedelta())):
+        for chat_id, age in (("chat-old", outbox.LEASE + timedelta(seconds=5)), ("chat-fresh", timedelta())):
             await session.execute(
                 update(Delivery)
                 .where(Delivery.chat_id == chat_id)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image as PILImage
 
+from core.app import Core
+from core.config import Settings
+from core.messenger import CalledOff, MessageGone
 from core.replies import Button, Image, Reply
-from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot
+from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, start_bot
 
 CHAT = "111"
 LIKE = ((Button("❤️ 0", "like 1"),),)
@@ -53,3 +57,38 @@ async def test_a_photo_post_is_edited_in_place(bot: RunningBot, api: FakeTelegra
     [message] = in_chat(api)
     assert message["caption"] == "Deleted #1."
     assert "reply_markup" not in message
+
+
+async def test_editing_a_message_that_was_deleted_says_it_is_gone(bot: RunningBot, api: FakeTelegramAPI) -> None:
+    ref = await bot.messenger.send(CHAT, Reply(text="⏳ Queued"))
+    del api.messages[(CHAT, int(ref.message_id))]  # the person deleted it
+    with pytest.raises(MessageGone):
+        await bot.messenger.edit(ref, Reply(text="🎨 Generating…"))
+
+
+async def test_on_wire_is_called_only_once_the_chats_pacing_lets_the_message_out(
+    core: Core, settings: Settings, api: FakeTelegramAPI
+) -> None:
+    running = await start_bot(core, settings, api, chat_interval=1.0)
+    try:
+        await running.messenger.send(CHAT, Reply(text="first"))
+        marked: list[tuple[float, int]] = []
+
+        async def on_wire() -> bool:
+            marked.append((time.monotonic(), len(api.calls)))
+            return True
+
+        await running.messenger.send(CHAT, Reply(text="second"), on_wire=on_wire)
+        [(at, calls_before)] = marked
+        second = api.calls_of("sendMessage", CHAT)[-1]
+        assert second.at - at < 0.3 and api.calls.index(second) == calls_before  # then straight out
+        assert at - api.calls_of("sendMessage", CHAT)[0].at >= 0.9  # not while it waited its turn
+
+        async def taken_elsewhere() -> bool:
+            return False
+
+        with pytest.raises(CalledOff):
+            await running.messenger.send(CHAT, Reply(text="third"), on_wire=taken_elsewhere)
+        assert len(api.calls_of("sendMessage", CHAT)) == 2  # it never left
+    finally:
+        await running.close()

@@ -8,6 +8,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ExtBot
 
+from bots.telegram.limiter import SendOptions
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,7 @@ def parse_update(data: object, bot: ExtBot[Any]) -> Update | None:
         return None
 
 
-class TelegramBot(ExtBot[int]):
+class TelegramBot(ExtBot[SendOptions]):
     """PTB parses a whole getUpdates batch at once, and one unreadable update makes the updater
     fetch the same batch again forever. Here an unreadable update is logged and replaced by an
     empty one with the same id, so the offset still moves past it."""

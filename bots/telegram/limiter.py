@@ -8,6 +8,10 @@ chat (answering a button press, setting commands) are never delayed.
 
 A RetryAfter pauses every request for that long, then the same request is sent again: a message is
 never dropped for a 429. A timed-out request is never repeated here, since it may have arrived.
+
+A request may carry `SendOptions` (PTB's `rate_limit_args`): how many times to retry a 429 (the outbox
+asks for none: it pauses and retries on its own), and an `on_wire` hook called once every wait here
+is over, right before the request leaves, so the outbox marks its row "sending" only then.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
+
+from core.messenger import CalledOff, OnWire
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,25 @@ MESSAGE_METHODS = frozenset(
 TELEGRAM_MAX_PER_SECOND = 30.0
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
+Callback = Callable[..., Coroutine[Any, Any, Result]]
+
+
+@dataclass(frozen=True, slots=True)
+class SendOptions:
+    retries: int | None = None  # RetryAfter waits before giving up; None: the limiter's max_retries
+    on_wire: OnWire | None = None
+
+
+def _gated(callback: Callback, on_wire: OnWire | None) -> Callback:
+    if on_wire is None:
+        return callback
+
+    async def call(*args: Any, **kwargs: Any) -> Result:
+        if not await on_wire():
+            raise CalledOff("called off before it was sent")
+        return await callback(*args, **kwargs)
+
+    return call
 
 
 @dataclass
@@ -75,7 +100,7 @@ def is_group(chat_id: object) -> bool:
     return isinstance(chat_id, int) and chat_id < 0
 
 
-class FloodLimiter(BaseRateLimiter[int]):
+class FloodLimiter(BaseRateLimiter[SendOptions]):
     def __init__(
         self,
         per_second: float = 25.0,
@@ -109,10 +134,12 @@ class FloodLimiter(BaseRateLimiter[int]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: SendOptions | None,
     ) -> Result:
         chat_id = data.get("chat_id")
-        retries = self.max_retries if rate_limit_args is None else rate_limit_args
+        options = rate_limit_args or SendOptions()
+        retries = self.max_retries if options.retries is None else options.retries
+        callback = _gated(callback, options.on_wire)
         if chat_id is None:
             return await self._with_retries(lambda: callback(*args, **kwargs), retries, endpoint)
         if endpoint not in MESSAGE_METHODS:
@@ -129,11 +156,12 @@ class FloodLimiter(BaseRateLimiter[int]):
                 await self._wait_out_pause()
                 return await send()
             except RetryAfter as exc:
+                pause = retry_seconds(exc)
+                # Every request waits, also when this one is handed back to its caller to retry.
+                self._paused_until = max(self._paused_until, time.monotonic() + pause + 0.1)
                 if attempt == retries:
                     raise
-                pause = retry_seconds(exc)
                 log.warning("Telegram asked to wait %.1f s (%s); pausing all sends, then retrying", pause, what)
-                self._paused_until = max(self._paused_until, time.monotonic() + pause + 0.1)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _wait_out_pause(self) -> None:

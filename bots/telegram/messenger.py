@@ -13,8 +13,16 @@ from telegram import Bot, Message, ReplyParameters
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError, TimedOut
 
 from bots.telegram import render
-from bots.telegram.limiter import retry_seconds
-from core.messenger import DeliveryError, DeliveryUncertain, MessageRef, RetryLater, Unreachable
+from bots.telegram.limiter import SendOptions, retry_seconds
+from core.messenger import (
+    DeliveryError,
+    DeliveryUncertain,
+    MessageGone,
+    MessageRef,
+    OnWire,
+    RetryLater,
+    Unreachable,
+)
 from core.replies import Reply
 
 log = logging.getLogger(__name__)
@@ -23,6 +31,8 @@ PLATFORM = "telegram"
 TEXT_MESSAGES_REMEMBERED = 2048
 
 MarkUnreachable = Callable[[str], Awaitable[None]]
+# Telegram's words for an edit of a message that was deleted or is too old.
+GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
 
 
 def chat_key(chat_id: str | int) -> int | str:
@@ -31,6 +41,11 @@ def chat_key(chat_id: str | int) -> int | str:
         return int(chat_id)
     except ValueError:
         return str(chat_id)
+
+
+def _options(on_wire: OnWire | None) -> dict[str, Any]:
+    """With a hook the caller (the outbox) retries a 429 itself, so the row is not "sending" meanwhile."""
+    return {} if on_wire is None else {"rate_limit_args": SendOptions(retries=0, on_wire=on_wire)}
 
 
 def is_private(chat_id: str) -> bool:
@@ -63,6 +78,7 @@ class TelegramMessenger:
     # A photo upload takes a good part of a second; the outbox keeps this many waiting for Telegram's
     # answer so the pace holds (its own limiter and the one in bots/telegram/limiter.py still space them).
     max_in_flight = 8
+    calls_on_wire = True  # the flood limiter calls the outbox's on_wire hook once its waits are over
 
     def __init__(self, bot: Bot, mark_unreachable: MarkUnreachable | None = None) -> None:
         self.bot = bot
@@ -74,19 +90,27 @@ class TelegramMessenger:
         self._blocked.discard(chat_id)
 
     async def send(
-        self, chat_id: str, reply: Reply, *, reply_to: int | None = None, selective: bool = True
+        self,
+        chat_id: str,
+        reply: Reply,
+        *,
+        reply_to: int | None = None,
+        selective: bool = True,
+        on_wire: OnWire | None = None,
     ) -> MessageRef:
         if chat_id in self._blocked:
             raise Unreachable(f"chat {chat_id} blocked the bot")
         async with delivery_errors(chat_id, lambda: self._blocked_by(chat_id)):
-            message = await self._send(chat_id, reply, reply_to, selective)
+            message = await self._send(chat_id, reply, reply_to, selective, on_wire)
         ref = MessageRef(PLATFORM, chat_id, str(message.message_id))
         if reply.image is None:
             self._remember_text(ref)
         return ref
 
-    async def _send(self, chat_id: str, reply: Reply, reply_to: int | None, selective: bool) -> Message:
-        options: dict[str, Any] = {"reply_markup": render.markup(reply, selective=selective)}
+    async def _send(
+        self, chat_id: str, reply: Reply, reply_to: int | None, selective: bool, on_wire: OnWire | None
+    ) -> Message:
+        options: dict[str, Any] = {"reply_markup": render.markup(reply, selective=selective), **_options(on_wire)}
         if reply_to is not None:
             options["reply_parameters"] = ReplyParameters(reply_to, allow_sending_without_reply=True)
         if reply.image is None:
@@ -94,38 +118,40 @@ class TelegramMessenger:
         with reply.image.path.open("rb") as photo:
             return await self.bot.send_photo(chat_key(chat_id), photo, caption=render.caption(reply), **options)
 
-    async def edit(self, ref: MessageRef, reply: Reply) -> MessageRef:
+    async def edit(self, ref: MessageRef, reply: Reply, *, on_wire: OnWire | None = None) -> MessageRef:
         """Edit in place where Telegram can; a text message cannot become a photo, so it is
         replaced: the photo is sent, then the text deleted."""
         if reply.image is not None and (ref.chat_id, ref.message_id) in self._texts:
-            return await self._replace(ref, reply)
+            return await self._replace(ref, reply, on_wire)
         try:
             async with delivery_errors(ref.chat_id, lambda: self._blocked_by(ref.chat_id)):
-                await self._edit(ref, reply)
+                await self._edit(ref, reply, on_wire)
         except DeliveryError as exc:
             cause = exc.__cause__
             if isinstance(cause, BadRequest) and "not modified" in cause.message:
                 return ref
             if isinstance(cause, BadRequest) and reply.image is not None and "no caption" in cause.message:
-                return await self._replace(ref, reply)  # a text message we did not send in this run
+                return await self._replace(ref, reply, on_wire)  # a text message we did not send in this run
+            if isinstance(cause, BadRequest) and any(words in cause.message.lower() for words in GONE):
+                raise MessageGone(f"chat {ref.chat_id}: {cause.message}") from cause
             raise
         return ref
 
-    async def _edit(self, ref: MessageRef, reply: Reply) -> None:
+    async def _edit(self, ref: MessageRef, reply: Reply, on_wire: OnWire | None) -> None:
         chat, message_id = chat_key(ref.chat_id), int(ref.message_id)
-        keyboard = render.keyboard(reply)
+        options: dict[str, Any] = {"reply_markup": render.keyboard(reply), **_options(on_wire)}
         if reply.image is None:
             try:
-                await self.bot.edit_message_text(render.message_text(reply), chat, message_id, reply_markup=keyboard)
+                await self.bot.edit_message_text(render.message_text(reply), chat, message_id, **options)
                 return
             except BadRequest as exc:
                 if "no text" not in exc.message:
                     raise
             # A photo keeps its picture and takes the text as its caption.
-        await self.bot.edit_message_caption(chat, message_id, caption=render.caption(reply), reply_markup=keyboard)
+        await self.bot.edit_message_caption(chat, message_id, caption=render.caption(reply), **options)
 
-    async def _replace(self, ref: MessageRef, reply: Reply) -> MessageRef:
-        new = await self.send(ref.chat_id, reply)
+    async def _replace(self, ref: MessageRef, reply: Reply, on_wire: OnWire | None) -> MessageRef:
+        new = await self.send(ref.chat_id, reply, on_wire=on_wire)
         await self.delete(ref)
         return new
 

@@ -63,6 +63,8 @@ async def request_image(ctx: Context, options: ImagineOptions, parent: Post | No
             aspect=options.aspect,
             visibility="private" if options.private else "public",
             parent_id=parent.id if parent else None,
+            platform=ctx.actor.platform,
+            chat_id=ctx.actor.chat_id,
         ),
         _idempotency_key(ctx),
         quota=None if ctx.is_admin else settings.daily_quota,

@@ -24,6 +24,9 @@ class JobRequest:
     aspect: str
     visibility: str
     parent_id: int | None
+    # The chat the request came from, where its result goes if no progress message was shown.
+    platform: str | None = None
+    chat_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,8 @@ async def enqueue(
             aspect=request.aspect,
             visibility=request.visibility,
             parent_id=request.parent_id,
+            platform=request.platform,
+            chat_id=request.chat_id,
             status="queued",
             attempts=0,
             not_before=utcnow(),

@@ -1,17 +1,20 @@
 """What a generation job looks like to the person waiting for it, and the outbox renderer that
-edits their progress message as the job moves on."""
+edits their progress message as the job moves on and brings them its result, exactly once."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import cards
+from core import cards, outbox
+from core.db import rowcount
 from core.gen.jobs import queue_position
 from core.gen.media import MediaStore
 from core.messenger import MessageRef
-from core.models import Delivery, GenerationJob, Post
+from core.models import Delivery, GenerationJob, Post, utcnow
 from core.outbox import Outgoing
 from core.replies import Reply
 
@@ -47,26 +50,115 @@ async def shown_state(session: AsyncSession, job: GenerationJob) -> str:
     return f"queued:{await queue_position(session, job)}"
 
 
+def result_key(job: GenerationJob) -> str:
+    return f"result:{job.id}"
+
+
+async def deliver_result(session: AsyncSession, job: GenerationJob, *, grace: timedelta) -> None:
+    """A finished job's outcome goes to the person who asked, once: into their progress message, or
+    as a new message to the chat they asked from when no progress message was ever shown (the
+    process died before the adapter could send it). The adapter may still be about to report one,
+    so without it the row waits `grace` after the request."""
+    platform, chat_id = job.platform, job.chat_id
+    not_before: datetime | None = max(utcnow(), job.created_at + grace)
+    if job.progress_ref is not None:
+        ref = MessageRef.decode(job.progress_ref)
+        platform, chat_id, not_before = ref.platform, ref.chat_id, None
+    if platform is None or chat_id is None:
+        return  # a job from before the requester's chat was recorded, never shown: nowhere to send it
+    await outbox.add(
+        session,
+        key=result_key(job),
+        platform=platform,
+        chat_id=chat_id,
+        kind="job",
+        payload={"job": job.id, "result": True},
+        person_id=job.person_id,
+        not_before=not_before,
+    )
+
+
+async def progress_shown(session: AsyncSession, job: GenerationJob, ref: MessageRef) -> bool:
+    """The adapter showed the job's progress as message `ref`. False when the job already has its
+    message (its result went out as a new one first, or the request came twice): then `ref` is told
+    where to look instead of staying behind as "Queued"."""
+    taken = await session.execute(
+        update(GenerationJob)
+        .where(GenerationJob.id == job.id, GenerationJob.progress_ref.is_(None))
+        .values(progress_ref=ref.encode(), shown_status=job.shown_status or "queued")
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(job)
+    if rowcount(taken) == 0:
+        if job.progress_ref != ref.encode():
+            await _retire(session, job, ref)
+        return False
+    # A result waiting for this message is due now.
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.key == result_key(job), Delivery.status == "pending")
+        .values(not_before=utcnow())
+    )
+    return True
+
+
+async def _retire(session: AsyncSession, job: GenerationJob, ref: MessageRef) -> None:
+    await outbox.add(
+        session,
+        key=f"retire:{ref.encode()}"[:160],
+        platform=ref.platform,
+        chat_id=ref.chat_id,
+        kind="job",
+        payload={"job": job.id, "retire": ref.encode()},
+        person_id=job.person_id,
+    )
+
+
 class JobProgressRenderer:
-    """Delivery payload {"job": id}: edit the job's progress message to its current state."""
+    """Delivery payload {"job": id}: edit the job's progress message to its current state. With
+    "result": the job's outcome, edited in, or sent as a new message when there is no progress
+    message (any more). With "retire": a second message for the job points to the one that shows it."""
 
     def __init__(self, media: MediaStore) -> None:
         self.media = media
 
     async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
         job = await session.get(GenerationJob, payload["job"])
-        if job is None or job.progress_ref is None:
+        if job is None:
             return None
+        if "retire" in payload:
+            text = f"↪️ This request is shown in another message.\n{_short(job.prompt)}"
+            return Outgoing(Reply(text=text, edit=True), edit=MessageRef.decode(payload["retire"]))
+        result = bool(payload.get("result"))
         state = await shown_state(session, job)
+        payload["rendered"] = state  # the same dict reaches sent() below
+        if job.progress_ref is None:
+            if not result:
+                return None
+            payload["new"] = True
+            return Outgoing(await job_reply(session, job, self.media))
         if job.shown_status == state:
             return None
         reply = await job_reply(session, job, self.media, edit=True)
-        payload["rendered"] = state  # the same dict reaches sent() below
-        return Outgoing(reply, edit=MessageRef.decode(job.progress_ref))
+        return Outgoing(reply, edit=MessageRef.decode(job.progress_ref), or_send=result)
 
     async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
         job = await session.get(GenerationJob, payload["job"])
-        if job is not None:
-            # The job may have moved on since we rendered; the row its next status added will show that.
-            job.progress_ref = ref.encode()
-            job.shown_status = payload.get("rendered")
+        if job is None or "retire" in payload:
+            return
+        if payload.get("new"):
+            taken = await session.execute(
+                update(GenerationJob)
+                .where(GenerationJob.id == job.id, GenerationJob.progress_ref.is_(None))
+                .values(progress_ref=ref.encode(), shown_status=payload.get("rendered"))
+                .execution_options(synchronize_session=False)
+            )
+            if rowcount(taken) == 1:
+                return
+            # The adapter reported its progress message while this one was on its way: that one goes.
+            await session.refresh(job)
+            if job.progress_ref is not None:
+                await _retire(session, job, MessageRef.decode(job.progress_ref))
+        # The job may have moved on since we rendered; the row its next status added will show that.
+        job.progress_ref = ref.encode()
+        job.shown_status = payload.get("rendered")

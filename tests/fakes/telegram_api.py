@@ -13,7 +13,8 @@ Other methods answer 404 as Telegram does. Limits are checked as Telegram does: 
 caption 1,024 UTF-16 units; editing with the same content answers "message is not modified".
 
 Failures (`fail(method, kind, times=1, chat_id=None)`): "429" (retry_after 1, or `retry_after=`),
-"403" (bot was blocked by the user), "500", "hang" (no answer until the server stops: a read timeout).
+"403" (bot was blocked by the user), "500", "hang" (no answer until the server stops: a read timeout),
+"slow" (the request takes effect at once, its answer comes `delay` seconds later: a request in flight).
 
 What it received: `calls` (every request as `Call`, in order, with the time it arrived), `messages`
 (the chats' current state, edits applied), `calls_of(method)`, `await wait_for(method, where)`.
@@ -22,6 +23,7 @@ What it received: `calls` (every request as `Call`, in order, with the time it a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -96,6 +98,7 @@ class Failure:
     kind: str
     chat_id: str | None
     retry_after: int
+    delay: float = 0.0
 
 
 @dataclass
@@ -195,8 +198,17 @@ class FakeTelegramAPI:
         }
         return {"update_id": next(self._update_ids), "callback_query": query}
 
-    def fail(self, method: str, kind: str, *, times: int = 1, chat_id: object = None, retry_after: int = 1) -> None:
-        failure = Failure(kind, None if chat_id is None else str(chat_id), retry_after)
+    def fail(
+        self,
+        method: str,
+        kind: str,
+        *,
+        times: int = 1,
+        chat_id: object = None,
+        retry_after: int = 1,
+        delay: float = 30.0,
+    ) -> None:
+        failure = Failure(kind, None if chat_id is None else str(chat_id), retry_after, delay)
         self._failures.setdefault(method, deque()).extend([failure] * times)
 
     # -- inspecting
@@ -249,7 +261,7 @@ class FakeTelegramAPI:
         if request.match_info["token"] != self.token:
             return self._error(call, 401, "Unauthorized")
         failure = self._take_failure(call)
-        if failure is not None:
+        if failure is not None and failure.kind != "slow":
             return await self._failed(call, failure)
         method = getattr(self, f"_api_{call.method}", None)
         if method is None:
@@ -259,6 +271,9 @@ class FakeTelegramAPI:
         except ApiError as exc:
             return self._error(call, 400, f"Bad Request: {exc}")
         call.result = result
+        if failure is not None:  # "slow": done, but the answer is late
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), failure.delay)
         return web.json_response({"ok": True, "result": result})
 
     @staticmethod
