@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-TOKEN = "123456:TEST-token"
+TOKEN = "123456:TEST-token-for-the-fake-bot-api-server"
 Json = dict[str, Any]
 
 
