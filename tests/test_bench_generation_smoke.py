@@ -26,16 +26,16 @@ def rows_of(printed: str, title: str) -> list[list[str]]:
 
 
 async def test_the_benchmark_prints_figures_for_every_concurrency(capsys: pytest.CaptureFixture[str]) -> None:
-    args = generation.parse(["--db", "sqlite", "--latency", "0.05", "--concurrency", "1,4", "--jobs", "8", "--local"])
+    args = generation.parse(["--db", "sqlite", "--latency", "0.2", "--concurrency", "1,4", "--jobs", "8", "--local"])
     rows = await generation.run(args)
     printed = capsys.readouterr().out
 
-    remote = rows_of(printed, "SQLite, fake remote backend (0.05 s per image)")
+    remote = rows_of(printed, "SQLite, fake remote backend (0.2 s per image)")
     assert [int(r[0]) for r in remote] == [1, 4]
     for cells in remote:
         concurrency, jobs, wall, enqueue, rate, ideal, share, overhead, turnaround, peak = cells
-        assert int(jobs) == 8 and float(wall) > 0.05 * 8 / int(concurrency) and float(enqueue) > 0
-        assert float(ideal) == pytest.approx(int(concurrency) / 0.05)
+        assert int(jobs) == 8 and float(wall) > 0.2 * 8 / int(concurrency) and float(enqueue) > 0
+        assert float(ideal) == pytest.approx(int(concurrency) / 0.2)
         assert float(rate) == pytest.approx(8 / float(wall), rel=0.1)  # both printed rounded
         assert 0 < float(share.rstrip("%")) <= 100
         assert float(overhead) > -1 and float(turnaround) > 0
@@ -70,8 +70,8 @@ def test_concurrency_lists_are_checked() -> None:
 
 
 async def test_requests_can_arrive_all_at_once(capsys: pytest.CaptureFixture[str]) -> None:
-    args = generation.parse(["--latency", "0.05", "--concurrency", "4", "--jobs", "8", "--arrival", "burst"])
+    args = generation.parse(["--latency", "0.2", "--concurrency", "4", "--jobs", "8", "--arrival", "burst"])
     [row] = await generation.run(args)
     printed = capsys.readouterr().out
-    [cells] = rows_of(printed, "SQLite, fake remote backend (0.05 s per image), requests all at once")
+    [cells] = rows_of(printed, "SQLite, fake remote backend (0.2 s per image), requests all at once")
     assert cells[0] == "4" and row.jobs == 8 and row.peak == 4 and row.rate > 0

@@ -241,7 +241,7 @@ async def test_sends_to_one_chat_never_overlap_and_keep_their_order(core: Core, 
 async def test_each_platform_is_paced_on_its_own(core: Core, make_core: MakeCore) -> None:
     await queue_texts(core, ["slow-1", "slow-2", "slow-3"], platform="telegram")
     await queue_texts(core, [f"fast-{i}" for i in range(10)])
-    slow, fast = FakeMessenger(platform="telegram", rate_per_second=4), FakeMessenger(rate_per_second=1000)
+    slow, fast = FakeMessenger(platform="telegram", rate_per_second=1), FakeMessenger(rate_per_second=1000)
     app = await make_core(slow, fast)
     await drained(app)
     assert len(fast.sent) == 10 and len(slow.sent) == 3
