@@ -52,12 +52,20 @@ async def run_messengers(core: Core, settings: Settings, stop: asyncio.Event | N
         from bots.telegram import run_telegram
 
         running.append(run_telegram(core, settings, stop))
+    if settings.discord_bot_token is not None:
+        from bots.discord import run_discord
+
+        running.append(run_discord(core, settings, stop))
     await asyncio.gather(*running)
 
 
 def warn_about_admins(settings: Settings) -> None:
     """Loudly, on the terminal and in the log: handle-only ADMINS are nobody on a messenger."""
-    messengers = ["Telegram"] if settings.telegram_bot_token is not None else []
+    messengers = [
+        name
+        for name, token in (("Telegram", settings.telegram_bot_token), ("Discord", settings.discord_bot_token))
+        if token is not None
+    ]
     warning = handle_only_warning(settings.admin_list, messengers)
     if warning is not None:
         print(warning, file=sys.stderr)
@@ -69,9 +77,7 @@ async def serve(settings: Settings) -> None:
     core = await bootstrap(settings)
     try:
         await core.start(schedule=True)
-        if settings.discord_bot_token is not None:
-            log.warning("DISCORD_BOT_TOKEN is set, but the Discord adapter is not built yet; ignoring it")
-        if settings.telegram_bot_token is None:
+        if settings.telegram_bot_token is None and settings.discord_bot_token is None:
             await run_console(core)
         else:
             await run_messengers(core, settings)

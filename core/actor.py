@@ -15,6 +15,9 @@ class Actor:
     # Whether chat_id is a one-to-one chat with this person. Only such a chat is where the network may
     # write to them first (digests, notifications); a group or a channel is not theirs.
     private: bool = True
+    # A one-to-one chat the platform lets the network open with this person from anywhere (a Discord
+    # DM): where digests and notifications reach them when chat_id is not theirs.
+    direct_chat: str | None = None
 
     @property
     def platform_id(self) -> str:
@@ -22,4 +25,4 @@ class Actor:
 
     @property
     def own_chat(self) -> str | None:
-        return self.chat_id if self.private else None
+        return self.chat_id if self.private else self.direct_chat

@@ -1,0 +1,167 @@
+"""The Discord bot: slash commands synced from the core's declarations, buttons and modal answers
+turned into core calls, and the messenger the core sends through on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from bots.discord import buttons
+from bots.discord.commands import slash_commands
+from bots.discord.exchange import Exchange, actor_of
+from bots.discord.messenger import PLATFORM, DiscordMessenger, dm_chat
+from core.app import Core
+from core.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Timings that tests shorten; the defaults suit the real Discord."""
+
+    direct_seconds: float = 2.0  # a core answer this quick is the response itself; else defer (3 s limit)
+    ratelimit_timeout: float = 30.0  # 429s up to this long are waited out by discord.py (its floor is 30)
+    guild_ready_timeout: float = 2.0
+    start_retry_seconds: float = 10.0
+
+
+class DiscordBot(discord.Client):
+    def __init__(self, core: Core, settings: Settings, tuning: Tuning = Tuning()) -> None:
+        # Slash commands and buttons arrive as interactions: no privileged intent, no message content.
+        super().__init__(
+            intents=discord.Intents(guilds=True),
+            max_ratelimit_timeout=max(30.0, tuning.ratelimit_timeout),
+            guild_ready_timeout=tuning.guild_ready_timeout,
+        )
+        self.http.max_ratelimit_timeout = tuning.ratelimit_timeout
+        self.core = core
+        self.settings = settings
+        self.tuning = tuning
+        self.tree = app_commands.CommandTree(self)
+        self.messenger = DiscordMessenger(
+            self,
+            dm_per_second=settings.discord_dm_per_second,
+            mark_unreachable=lambda chat_id: core.mark_unreachable(PLATFORM, chat_id),
+        )
+
+    async def setup_hook(self) -> None:
+        if self.settings.discord_api_base_url:
+            # A plain Client connects to Discord's built-in gateway URL, not the one the API names.
+            _, url, *_ = await self.http.get_bot_gateway()
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        self.add_dynamic_items(buttons.Action)
+        await self.sync_commands()
+        self.core.register_messenger(self.messenger)
+        if self.settings.discord_gallery_channel_id:
+            self.core.register_gallery(PLATFORM, str(self.settings.discord_gallery_channel_id))
+
+    async def sync_commands(self) -> None:
+        """To DISCORD_GUILD_ID when set (at once, for development), else globally (may take a while)."""
+        guild_id = self.settings.discord_guild_id
+        guild = discord.Object(guild_id) if guild_id else None
+        for command in slash_commands(self.command, self.suggest):
+            self.tree.add_command(command, guild=guild, override=True)
+        try:
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d slash commands %s", len(synced), f"to guild {guild_id}" if guild else "globally")
+        except discord.HTTPException as exc:  # the bot still answers the commands synced before
+            log.warning("could not sync the slash commands: %s", exc)
+
+    # --- interactions -------------------------------------------------------------------------
+
+    def _exchange(self, interaction: discord.Interaction) -> Exchange:
+        # Someone who interacts can be reached again, even after closing their DMs once.
+        self.messenger.reachable_again(dm_chat(interaction.user.id))
+        return Exchange(interaction, self.core, self.messenger)
+
+    async def command(self, interaction: discord.Interaction, name: str, values: dict[str, Any]) -> None:
+        exchange = self._exchange(interaction)
+        exchange.progress_by_dm = bool(values.get("private")) and not exchange.actor.private
+        call = self.core.invoke(exchange.actor, name, values, request_id=str(interaction.id))
+        await exchange.run(call, self.tuning.direct_seconds)
+
+    async def pressed(self, interaction: discord.Interaction, action: str) -> None:
+        exchange = self._exchange(interaction)
+        call = self.core.press(exchange.actor, action, request_id=f"press:{interaction.id}")
+        await exchange.run(call, self.tuning.direct_seconds)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal answers, here rather than in the modal, so that they count after a restart too."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: Any = interaction.data or {}
+        ask = buttons.ask_of(str(data.get("custom_id", "")))
+        if ask is None:
+            return
+        exchange = self._exchange(interaction)
+        call = self.core.answer(exchange.actor, ask, buttons.answer_of(data), request_id=f"modal:{interaction.id}")
+        await exchange.run(call, self.tuning.direct_seconds)
+
+    async def suggest(
+        self, interaction: discord.Interaction, name: str, param: str, prefix: str
+    ) -> list[app_commands.Choice[str]]:
+        try:
+            found = await self.core.suggest(actor_of(interaction), name, param, prefix)
+        except Exception:  # completions are a nicety: an empty list, never an error shown
+            log.exception("suggestions for /%s %s failed", name, param)
+            return []
+        return [app_commands.Choice(name=s.label, value=s.value) for s in found]
+
+
+async def _login(bot: DiscordBot, token: str, stop: asyncio.Event, tuning: Tuning) -> bool:
+    """Log in, retrying while Discord cannot be reached. False when stopping or the token is bad."""
+    while not stop.is_set():
+        try:
+            await bot.login(token)
+            return True
+        except discord.LoginFailure:
+            log.error("Discord refused DISCORD_BOT_TOKEN; the Discord bot is not running")
+            return False
+        except (aiohttp.ClientError, OSError, discord.HTTPException) as exc:
+            log.warning("cannot reach Discord (%s); trying again in %.0f s", exc, tuning.start_retry_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tuning.start_retry_seconds)
+    return False
+
+
+def point_at(base_url: str | None) -> None:
+    """DISCORD_API_BASE_URL: a proxy or a test server in Discord's place (discord.py keeps the base
+    in a class attribute, so it holds for the whole process)."""
+    if base_url:
+        discord.http.Route.BASE = base_url.rstrip("/")
+
+
+async def run_discord(core: Core, settings: Settings, stop: asyncio.Event, tuning: Tuning = Tuning()) -> None:
+    """Run until `stop` is set, reconnecting to the gateway as discord.py does."""
+    if settings.discord_bot_token is None:
+        raise ValueError("DISCORD_BOT_TOKEN is not set")
+    point_at(settings.discord_api_base_url)
+    await serve(DiscordBot(core, settings, tuning), settings.discord_bot_token.get_secret_value(), stop)
+
+
+async def serve(bot: DiscordBot, token: str, stop: asyncio.Event) -> None:
+    connected: asyncio.Task[None] | None = None
+    try:
+        if not await _login(bot, token, stop, bot.tuning):
+            return
+        connected = asyncio.create_task(bot.connect(reconnect=True))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({connected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if connected.done() and not connected.cancelled() and connected.exception() is not None:
+            log.error("the Discord bot stopped: %s", connected.exception())
+    finally:
+        log.info("stopping the Discord bot")
+        await bot.close()
+        if connected is not None:  # it ends once the client is closed
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connected, 10)

@@ -1,0 +1,217 @@
+"""The real Discord bot (discord.py app_commands) against the fake Discord: slash commands synced
+from the core's declarations, deferred answers, buttons, modals, the gallery and the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bots.discord.app import DiscordBot, Tuning, serve
+from core.app import Core
+from core.config import Settings
+from tests.fakes.discord_api import FakeDiscord, check_outgoing, point_discord_py_at
+from tests.fakes.discord_interactions import DEFERRED_MESSAGE, EPHEMERAL, MESSAGE, MODAL, UPDATE
+
+CALLBACK = "POST /interactions/{interaction_id}/{interaction_token}/callback"
+FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
+EDIT_ORIGINAL = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original"
+SEND = "POST /channels/{channel_id}/messages"
+EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
+QUICK = Tuning(direct_seconds=2.0, ratelimit_timeout=0.5, guild_ready_timeout=0.05)
+
+
+@dataclass
+class Running:
+    bot: DiscordBot
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def close(self) -> None:
+        self.stop.set()
+        async with asyncio.timeout(15):
+            await self.task
+
+
+async def start(core: Core, settings: Settings, api: FakeDiscord, tuning: Tuning = QUICK, **changes: Any) -> Running:
+    settings = settings.model_copy(
+        update={"discord_bot_token": SecretStr(api.token), "discord_api_base_url": api.api_base} | changes
+    )
+    bot = DiscordBot(core, settings, tuning)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(bot, api.token, stop))
+    async with asyncio.timeout(10):
+        while not bot.is_ready():
+            if task.done():
+                await task
+            await asyncio.sleep(0.02)
+    return Running(bot, stop, task)
+
+
+@pytest.fixture
+async def running(
+    core: Core, settings: Settings, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    point_discord_py_at(discord_api, monkeypatch)
+    bot = await start(core, settings, discord_api, discord_guild_id=int(discord_api.guild_id))
+    yield bot
+    await bot.close()
+    check_outgoing(discord_api)
+
+
+async def answered(api: FakeDiscord, pushed: Any) -> Any:
+    await api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == pushed.id)
+    return pushed
+
+
+async def test_smoke(running: Running, discord_api: FakeDiscord) -> None:
+    alice = discord_api.add_user("alice")
+    pushed = await answered(discord_api, await discord_api.slash("start", alice))
+    assert pushed.response_type == MESSAGE
+    assert "@alice" in pushed.original["content"]
+
+
+def components(message: dict[str, Any]) -> list[str]:
+    return [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])]
+
+
+def labels(message: dict[str, Any]) -> list[str]:
+    return [c["label"] for row in message.get("components", []) for c in row.get("components", [])]
+
+
+async def imagine(running: Running, api: FakeDiscord, user: Any, prompt: str, **options: Any) -> dict[str, Any]:
+    """/imagine in the general channel, through to the finished post there; returns the post's message."""
+    pushed = await answered(api, await api.slash("imagine", user, prompt=prompt, **options))
+    assert pushed.ephemeral, pushed.original
+    progress = await api.wait_for(SEND, lambda c: prompt in str(c.body))
+    async with asyncio.timeout(30):
+        await running.bot.core.drain()
+    channel = progress.params["channel_id"]
+    message = next(m for m in api.in_channel(channel) if prompt in str(m))
+    async with asyncio.timeout(10):
+        while not message.get("embeds"):  # noqa: ASYNC110  (the outbox's last edit makes it the post)
+            await asyncio.sleep(0.02)
+    return message
+
+
+async def test_a_deferred_imagine_shows_its_progress_which_ends_as_the_post_with_picture_and_buttons(
+    core: Core, settings: Settings, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_discord_py_at(discord_api, monkeypatch)
+    slow = Tuning(direct_seconds=0.0, ratelimit_timeout=0.5, guild_ready_timeout=0.05)  # as if moderation took long
+    running = await start(core, settings, discord_api, slow, discord_guild_id=int(discord_api.guild_id))
+    try:
+        alice = discord_api.add_user("alice")
+        pushed = await answered(discord_api, await discord_api.slash("imagine", alice, prompt="a red fox", seed=42))
+        assert pushed.response_type == DEFERRED_MESSAGE and pushed.ephemeral  # deferred before the core answered
+        progress = await discord_api.wait_for(SEND)
+        assert progress.params["channel_id"] == discord_api.general.id
+        assert "Queued" in progress.body["content"] or "Generating" in progress.body["content"]
+        await discord_api.wait_for(EDIT_ORIGINAL)
+        assert "on its way" in pushed.original["content"]  # the thinking message, filled in for alice only
+        async with asyncio.timeout(30):
+            await core.drain()
+        [post] = discord_api.in_channel(discord_api.general.id)
+        [embed] = post["embeds"]
+        assert "a red fox" in embed["description"] and "@alice" in embed["title"]
+        assert discord_api.attachment_bytes(post)[0][:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"RIFF")
+        post_id = embed["title"].split()[0].lstrip("#")
+        assert components(post) == [f"like {post_id}", f"remix {post_id}", f"vary {post_id}", "follow alice"]
+        assert post["content"] in ("", None)
+    finally:
+        await running.close()
+    check_outgoing(discord_api)
+
+
+async def test_a_like_press_is_a_notice_for_the_person_and_updates_the_card(
+    running: Running, discord_api: FakeDiscord
+) -> None:
+    alice, bob = discord_api.add_user("alice"), discord_api.add_user("bob")
+    post = await imagine(running, discord_api, alice, "a lighthouse")
+    like = next(c for c in components(post) if c.startswith("like "))
+    pressed = await answered(discord_api, await discord_api.press(post, like, bob))
+    assert pressed.response_type == UPDATE
+    assert labels(post)[0] == "❤️ 1"
+    assert len(post["attachments"]) == 1  # the picture stays
+    notice = await discord_api.wait_for(FOLLOWUP)
+    assert notice.body["flags"] & EPHEMERAL and "liked" in notice.body["content"]
+    assert notice.body["content"] not in str(discord_api.in_channel(discord_api.general.id))
+
+
+async def test_remix_opens_a_modal_whose_answer_starts_the_job(running: Running, discord_api: FakeDiscord) -> None:
+    alice, bob = discord_api.add_user("alice"), discord_api.add_user("bob")
+    post = await imagine(running, discord_api, alice, "a castle on a hill")
+    remix = next(c for c in components(post) if c.startswith("remix "))
+    opened = await answered(discord_api, await discord_api.press(post, remix, bob))
+    assert opened.response_type == MODAL
+    assert opened.modal["custom_id"].startswith("ask|remix|")
+    [label] = opened.modal["components"]
+    assert label["type"] == 18 and "Describe your remix" in label["description"]
+    assert label["component"]["placeholder"] == "a castle on a hill"
+    submitted = await answered(discord_api, await discord_api.submit(opened, {"answer": "the castle at night"}))
+    assert submitted.ephemeral and "on its way" in submitted.original["content"]
+    async with asyncio.timeout(30):
+        await running.bot.core.drain()
+    remixed = next(m for m in discord_api.in_channel(discord_api.general.id) if "the castle at night" in str(m))
+    assert "Remix of" in str(remixed["embeds"]) and "@alice" in str(remixed["embeds"])
+
+
+async def test_a_button_sent_before_a_restart_still_works(
+    core: Core, settings: Settings, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_discord_py_at(discord_api, monkeypatch)
+    guild = {"discord_guild_id": int(discord_api.guild_id)}
+    first = await start(core, settings, discord_api, **guild)
+    alice, bob = discord_api.add_user("alice"), discord_api.add_user("bob")
+    try:
+        post = await imagine(first, discord_api, alice, "a harbour")
+    finally:
+        await first.close()
+    from core.app import bootstrap
+
+    again = await bootstrap(settings)  # a new process: a new core and a new client, the same database
+    await again.start()
+    second = await start(again, settings, discord_api, **guild)
+    try:
+        like = next(c for c in components(post) if c.startswith("like "))
+        pressed = await answered(discord_api, await discord_api.press(post, like, bob))
+        assert pressed.response_type == UPDATE and labels(post)[0] == "❤️ 1"
+        remix = next(c for c in components(post) if c.startswith("remix "))
+        opened = await answered(discord_api, await discord_api.press(post, remix, bob))
+    finally:
+        await second.close()
+    third = await start(again, settings, discord_api, **guild)  # the modal outlives a restart too
+    try:
+        submitted = await answered(discord_api, await discord_api.submit(opened, {"answer": "a harbour at night"}))
+        assert "on its way" in submitted.original["content"]
+    finally:
+        await third.close()
+        await again.aclose()
+
+
+async def test_mistakes_are_one_ephemeral_line_and_a_failure_the_apology(
+    running: Running, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from core import commands
+    from core.app import OOPS
+
+    alice = discord_api.add_user("alice")
+    unknown = await answered(discord_api, await discord_api.slash("follow", alice, handle="@nobody"))
+    assert unknown.response_type == MESSAGE and unknown.ephemeral
+    assert "nobody" in unknown.original["content"] and "\n" not in unknown.original["content"].strip()
+    seed = await answered(discord_api, await discord_api.slash("imagine", alice, prompt="a fox", seed=-5))
+    assert seed.ephemeral and "--seed" in seed.original["content"]
+
+    async def broken(ctx: Any) -> list[Any]:
+        raise RuntimeError("the database caught fire")
+
+    monkeypatch.setitem(commands.COMMANDS, "quota", replace(commands.COMMANDS["quota"], handler=broken))
+    failed = await answered(discord_api, await discord_api.slash("quota", alice))
+    assert failed.response_type == MESSAGE and failed.ephemeral and failed.original["content"] == OOPS
+    assert discord_api.in_channel(discord_api.general.id) == []  # nothing public at all
