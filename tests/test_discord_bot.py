@@ -5,23 +5,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from bots.discord.app import DiscordBot, Tuning, serve
+from core import commands
 from core.app import Core
 from core.config import Settings
+from core.params import Param, ParamType
 from tests.fakes.discord_api import FakeDiscord, check_outgoing, point_discord_py_at
 from tests.fakes.discord_interactions import DEFERRED_MESSAGE, EPHEMERAL, MESSAGE, MODAL, UPDATE
+from tests.fakes.telegram_api import ChatInfo, FakeTelegramAPI, start_bot
+from tests.fakes.telegram_api import User as TelegramUser
+from tests.support import actor
 
 CALLBACK = "POST /interactions/{interaction_id}/{interaction_token}/callback"
 FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
 EDIT_ORIGINAL = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original"
 SEND = "POST /channels/{channel_id}/messages"
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
+TELEGRAM_ALICE = TelegramUser(111, "Alice", "alice")
 QUICK = Tuning(direct_seconds=2.0, ratelimit_timeout=0.5, guild_ready_timeout=0.05)
 
 
@@ -196,9 +202,6 @@ async def test_a_button_sent_before_a_restart_still_works(
 async def test_mistakes_are_one_ephemeral_line_and_a_failure_the_apology(
     running: Running, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dataclasses import replace
-
-    from core import commands
     from core.app import OOPS
 
     alice = discord_api.add_user("alice")
@@ -215,3 +218,190 @@ async def test_mistakes_are_one_ephemeral_line_and_a_failure_the_apology(
     failed = await answered(discord_api, await discord_api.slash("quota", alice))
     assert failed.response_type == MESSAGE and failed.ephemeral and failed.original["content"] == OOPS
     assert discord_api.in_channel(discord_api.general.id) == []  # nothing public at all
+
+
+OPTION_TYPE = {ParamType.INT: 4, ParamType.BOOL: 5}
+
+
+def expected_options(command: commands.Command) -> list[dict[str, Any]]:
+    shown = [p for p in command.params if not p.hidden]
+    return [
+        {
+            "name": p.name,
+            "type": OPTION_TYPE.get(p.type, 3),
+            "required": p.required,
+            "choices": list(p.choices),
+            "autocomplete": p.suggests,
+            "description": p.description,
+        }
+        for p in shown
+    ]
+
+
+def synced_options(synced: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": o["name"],
+            "type": o["type"],
+            "required": o.get("required", False),
+            "choices": [c["value"] for c in o.get("choices", [])],
+            "autocomplete": o.get("autocomplete", False),
+            "description": o["description"],
+        }
+        for o in synced.get("options", [])
+    ]
+
+
+async def test_every_listed_command_is_synced_with_the_options_its_declaration_gives(
+    running: Running, discord_api: FakeDiscord
+) -> None:
+    synced = {c["name"]: c for c in discord_api.commands[discord_api.guild_id]}
+    assert list(synced) == [c.name for c in commands.listed()]
+    for command in commands.listed():
+        assert synced[command.name]["description"] == command.summary
+        assert synced_options(synced[command.name]) == expected_options(command), command.name
+        assert set(synced[command.name]["contexts"]) == {0, 1, 2}  # servers, DMs with the bot, other DMs
+        assert set(synced[command.name]["integration_types"]) == {0, 1}  # installed in a server or by a user
+    [seed] = [o for o in synced["imagine"]["options"] if o["name"] == "seed"]
+    assert (seed["min_value"], seed["max_value"]) == (0, 2**31 - 1)
+    assert None not in discord_api.commands  # a development guild: nothing synced globally
+
+
+async def test_a_changed_declaration_changes_what_is_synced(
+    core: Core, settings: Settings, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_discord_py_at(discord_api, monkeypatch)
+    follow = commands.COMMANDS["follow"]
+    mood = Param("mood", ParamType.CHOICE, "how you feel about them", choices=("glad", "curious"))
+    monkeypatch.setitem(
+        commands.COMMANDS, "follow", replace(follow, summary="follow someone, gladly", params=(*follow.params, mood))
+    )
+    running = await start(core, settings, discord_api)  # no DISCORD_GUILD_ID: synced globally
+    await running.close()
+    synced = {c["name"]: c for c in discord_api.commands[None]}
+    assert synced["follow"]["description"] == "follow someone, gladly"
+    assert synced_options(synced["follow"])[-1] == {
+        "name": "mood",
+        "type": 3,
+        "required": False,
+        "choices": ["glad", "curious"],
+        "autocomplete": False,
+        "description": "how you feel about them",
+    }
+
+
+@pytest.fixture
+async def quick_core(settings: Settings, database_url: str) -> AsyncIterator[Core]:
+    """A core whose galleries refresh like counts within a fraction of a second."""
+    from core.app import bootstrap
+    from tests.conftest import empty_tables
+
+    app = await bootstrap(settings.model_copy(update={"gallery_refresh_seconds": 0.3}))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.aclose()
+        await empty_tables(database_url)
+
+
+async def test_public_posts_go_to_the_gallery_where_like_counts_are_kept_up_to_date(
+    quick_core: Core, settings: Settings, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_discord_py_at(discord_api, monkeypatch)
+    gallery = discord_api.gallery.id
+    running = await start(
+        quick_core,
+        settings,
+        discord_api,
+        discord_guild_id=int(discord_api.guild_id),
+        discord_gallery_channel_id=int(gallery),
+    )
+    try:
+        alice, bob = discord_api.add_user("alice"), discord_api.add_user("bob")
+        await imagine(running, discord_api, alice, "a secret sketch", private=True)
+        post = await imagine(running, discord_api, alice, "a harbour in the fog")
+        await discord_api.wait_for(SEND, lambda c: c.params["channel_id"] == gallery)
+        [published] = discord_api.in_channel(gallery)  # the private one is not published
+        assert "a harbour in the fog" in str(published["embeds"]) and len(published["attachments"]) == 1
+        assert components(published) == components(post)
+
+        like = next(c for c in components(post) if c.startswith("like "))
+        await answered(discord_api, await discord_api.press(post, like, bob))  # liked where it was made
+        await discord_api.wait_for(EDIT, lambda c: c.params["channel_id"] == gallery)
+        assert labels(published)[0] == "❤️ 1" and len(published["attachments"]) == 1
+    finally:
+        await running.close()
+    check_outgoing(discord_api)
+
+
+async def test_a_private_image_asked_for_in_a_server_is_shown_in_the_persons_dms(
+    running: Running, discord_api: FakeDiscord
+) -> None:
+    alice = discord_api.add_user("alice")
+    post = await imagine(running, discord_api, alice, "a diary page", private=True)
+    assert post["channel_id"] == discord_api.dm_of(alice).id
+    assert discord_api.in_channel(discord_api.general.id) == []
+
+
+async def test_digests_reach_people_of_a_server_by_dm_and_a_closed_dm_does_not_stop_the_run(
+    running: Running, discord_api: FakeDiscord
+) -> None:
+    from datetime import timedelta
+
+    from core.feed.operators import digest_now
+    from core.models import utcnow
+    from tests.fakes.platform import add_post
+
+    closed, reader = discord_api.add_user("closed"), discord_api.add_user("reader")
+    await running.bot.core.handle(actor("alice"), "/start")
+    for person in (closed, reader):  # both only ever wrote in the server's channel
+        await answered(discord_api, await discord_api.slash("follow", person, handle="alice"))
+    await add_post(running.bot.core, "alice", utcnow() - timedelta(hours=1), likes=2)
+    discord_api.fail(SEND, "403", channel_id=discord_api.dm_of(closed).id)  # 50007: closed DMs
+
+    stats = await digest_now(running.bot.core)
+    assert stats.queued == 2
+    async with asyncio.timeout(30):
+        await running.bot.core.drain()
+    [digest] = discord_api.in_channel(discord_api.dm_of(reader).id)
+    assert len(digest["attachments"]) == 1
+    assert discord_api.in_channel(discord_api.dm_of(closed).id) == []
+    assert [c.status for c in discord_api.calls_of(SEND) if c.params["channel_id"] == discord_api.dm_of(closed).id] == [
+        403
+    ]  # not asked again
+
+
+async def test_a_429_is_waited_out_and_the_message_sent_once(running: Running, discord_api: FakeDiscord) -> None:
+    alice = discord_api.add_user("alice")
+    discord_api.fail(SEND, "429", retry_after=0.2)
+    post = await imagine(running, discord_api, alice, "a storm at sea")
+    assert [c.status for c in discord_api.calls_of(SEND)] == [429, 200]
+    assert [m["id"] for m in discord_api.in_channel(discord_api.general.id)] == [post["id"]]
+
+
+async def test_one_network_a_post_made_on_either_platform_is_in_both_galleries(
+    core: Core, settings: Settings, discord_api: FakeDiscord, api: FakeTelegramAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_discord_py_at(discord_api, monkeypatch)
+    channel = ChatInfo(-100777, "channel", "Gallery")
+    api.chats[channel.id] = channel
+    gallery = discord_api.gallery.id
+    telegram = await start_bot(core, settings, api, telegram_gallery_chat_id=str(channel.id))
+    running = await start(
+        core, settings, discord_api, discord_guild_id=int(discord_api.guild_id), discord_gallery_channel_id=int(gallery)
+    )
+    try:
+        api.say(TELEGRAM_ALICE, "/imagine a lantern made on telegram")
+        await discord_api.wait_for(SEND, lambda c: c.params["channel_id"] == gallery, seconds=30)
+        [from_telegram] = discord_api.in_channel(gallery)
+        assert "a lantern made on telegram" in str(from_telegram["embeds"])
+
+        await imagine(running, discord_api, discord_api.add_user("bob"), "a kite made on discord")
+        posted = await api.wait_for(
+            "sendPhoto", lambda c: c.chat_id == str(channel.id) and "a kite made on discord" in c.params["caption"]
+        )
+        assert "@bob" in posted.params["caption"]
+    finally:
+        await running.close()
+        await telegram.close()
