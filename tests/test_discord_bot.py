@@ -4,8 +4,12 @@ from the core's declarations, deferred answers, buttons, modals, the gallery and
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +31,7 @@ FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
 EDIT_ORIGINAL = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original"
 SEND = "POST /channels/{channel_id}/messages"
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
+ROOT = Path(__file__).resolve().parents[1]
 TELEGRAM_ALICE = TelegramUser(111, "Alice", "alice")
 QUICK = Tuning(direct_seconds=2.0, ratelimit_timeout=0.5, guild_ready_timeout=0.05)
 
@@ -405,3 +410,47 @@ async def test_one_network_a_post_made_on_either_platform_is_in_both_galleries(
     finally:
         await running.close()
         await telegram.close()
+
+
+async def test_one_process_serves_telegram_and_discord_and_stops_cleanly_on_sigterm(
+    settings: Settings, database_url: str, discord_api: FakeDiscord, api: FakeTelegramAPI, tmp_path: Path
+) -> None:
+    from tests.conftest import empty_tables
+
+    api.token = "123456789:" + "A" * 35  # start-up checks the token's shape
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=database_url,
+        MEDIA_DIR=str(settings.media_dir),
+        IMAGE_BACKEND="local",
+        TELEGRAM_BOT_TOKEN=api.token,
+        TELEGRAM_API_BASE_URL=api.url,
+        DISCORD_BOT_TOKEN=discord_api.token,
+        DISCORD_API_BASE_URL=discord_api.api_base,
+        DISCORD_GUILD_ID=discord_api.guild_id,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(30):
+            while discord_api.guild_id not in discord_api.commands or not discord_api.gateway.identified:  # noqa: ASYNC110
+                assert process.returncode is None, "python -m bots stopped at start-up"
+                await asyncio.sleep(0.05)
+        pushed = await discord_api.slash("start", discord_api.add_user("bob"))
+        await discord_api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == pushed.id, seconds=15)
+        assert "@bob" in pushed.original["content"]
+        api.say(TELEGRAM_ALICE, "/start")
+        answer = await api.wait_for("sendMessage", lambda c: c.chat_id == str(TELEGRAM_ALICE.id))
+        assert "@alice" in answer.params["text"]
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            _, stderr = await process.communicate()
+        await empty_tables(database_url)
+    log = stderr.decode()
+    assert process.returncode == 0, log
+    assert "Traceback" not in log and "stopping the Discord bot" in log
+    assert discord_api.token not in log and api.token not in log
