@@ -21,7 +21,7 @@ from core.app import Core
 from core.config import Settings
 from core.params import Param, ParamType
 from tests.fakes.discord_api import FakeDiscord, check_outgoing, point_discord_py_at
-from tests.fakes.discord_interactions import DEFERRED_MESSAGE, EPHEMERAL, MESSAGE, MODAL, UPDATE
+from tests.fakes.discord_interactions import AUTOCOMPLETE_RESULT, DEFERRED_MESSAGE, EPHEMERAL, MESSAGE, MODAL, UPDATE
 from tests.fakes.telegram_api import ChatInfo, FakeTelegramAPI, start_bot
 from tests.fakes.telegram_api import User as TelegramUser
 from tests.support import actor
@@ -435,7 +435,7 @@ async def test_one_process_serves_telegram_and_discord_and_stops_cleanly_on_sigt
     )
     try:
         async with asyncio.timeout(30):
-            while discord_api.guild_id not in discord_api.commands or not discord_api.gateway.identified:  # noqa: ASYNC110
+            while discord_api.guild_id not in discord_api.commands or not discord_api.gateway.identified:
                 assert process.returncode is None, "python -m bots stopped at start-up"
                 await asyncio.sleep(0.05)
         pushed = await discord_api.slash("start", discord_api.add_user("bob"))
@@ -454,3 +454,20 @@ async def test_one_process_serves_telegram_and_discord_and_stops_cleanly_on_sigt
     assert process.returncode == 0, log
     assert "Traceback" not in log and "stopping the Discord bot" in log
     assert discord_api.token not in log and api.token not in log
+
+
+async def test_handles_and_own_posts_are_completed_as_they_are_typed(
+    running: Running, discord_api: FakeDiscord
+) -> None:
+    bob = discord_api.add_user("bob")
+    for handle in ("alice", "albert", "carol"):
+        await running.bot.core.handle(actor(handle), "/start")
+    typing = await answered(discord_api, await discord_api.autocomplete("follow", bob, "handle", handle="al"))
+    assert typing.response_type == AUTOCOMPLETE_RESULT
+    assert typing.response["choices"] == [{"name": "@albert", "value": "albert"}, {"name": "@alice", "value": "alice"}]
+    post = await imagine(running, discord_api, bob, "a paper boat")
+    post_id = post["embeds"][0]["title"].split()[0].lstrip("#")
+    typing = await answered(discord_api, await discord_api.autocomplete("like", bob, "post", post=""))
+    assert typing.response["choices"] == [{"name": f"#{post_id} a paper boat", "value": post_id}]
+    liked = await answered(discord_api, await discord_api.slash("like", bob, post=post_id))
+    assert "You liked" in str(liked.original)

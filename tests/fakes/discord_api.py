@@ -142,6 +142,11 @@ class FakeDiscord:
     async def slash(self, name: str, user: User, channel: Channel | None = None, **options: Any) -> Any:
         return await self.interactions.slash(name, user, channel or self.general, options)
 
+    async def autocomplete(
+        self, name: str, user: User, focused: str, channel: Channel | None = None, **options: Any
+    ) -> Any:
+        return await self.interactions.autocomplete(name, user, channel or self.general, options, focused)
+
     async def press(self, message: Json, custom_id: str, user: User) -> Any:
         return await self.interactions.press(message, custom_id, user)
 

@@ -69,6 +69,23 @@ class Interactions:
             data["guild_id"] = guild_id
         return await self._push(events.APPLICATION_COMMAND, data, user, channel)
 
+    async def autocomplete(
+        self, name: str, user: User, channel: Channel, options: dict[str, Any], focused: str
+    ) -> Interaction:
+        """The person is typing option `focused` (the others as typed so far): Discord asks for choices."""
+        command, guild_id = self._registered(name, channel)
+        declared = {o["name"]: o for o in command.get("options", [])}
+        if not declared.get(focused, {}).get("autocomplete"):
+            raise ValueError(f"/{name} {focused} has no autocomplete")
+        typed = [
+            {"name": key, "type": declared[key]["type"], "value": value, "focused": key == focused}
+            for key, value in options.items()
+        ]
+        data: Json = {"id": command["id"], "name": name, "type": 1, "options": typed}
+        if guild_id is not None:
+            data["guild_id"] = guild_id
+        return await self._push(events.AUTOCOMPLETE, data, user, channel)
+
     async def press(self, message: Json, custom_id: str, user: User) -> Interaction:
         ids = [c.get("custom_id") for row in message.get("components", []) for c in row.get("components", [])]
         if custom_id not in ids:
