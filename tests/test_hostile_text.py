@@ -111,6 +111,17 @@ async def test_a_button_action_split_by_a_tab_is_understood(chat: Chat) -> None:
     assert notice.text == f"❤️ You liked #{post_id} (1 ❤️)"
 
 
+async def test_a_button_action_typed_in_the_console_with_a_tab_presses_the_button(chat: Chat) -> None:
+    post_id = await chat.post("alice")
+    out = io.StringIO()
+    console = ConsoleChat(chat.core, out, name="bob")
+    await console.line(f"/post {post_id}")  # shows the card, so its buttons can be typed
+    await console.line(f"like\t{post_id}")
+    await console.line(f"like  {post_id}")
+    assert f"You liked #{post_id} (1 ❤️)" in out.getvalue()
+    assert f"You took back your like on #{post_id}" in out.getvalue()
+
+
 async def test_a_command_split_by_a_tab_is_understood(chat: Chat) -> None:
     await chat.say("alice", "/start")
     assert "You now follow @alice" in await chat.text("bob", "/follow\talice")

@@ -63,8 +63,9 @@ class ConsoleChat:
         if text == "/as" or text.startswith("/as "):  # not /assist or /asdf
             self._switch(text[3:].strip())
             return
-        if text in self.actions:
-            replies = await self.core.press(self.actor, text)
+        typed = " ".join(text.split())  # `like\t1` or `like  1` is the button `like 1` all the same
+        if typed in self.actions:
+            replies = await self.core.press(self.actor, typed)
         elif self.pending is not None and not text.startswith("/"):
             ask, self.pending = self.pending, None
             replies = await self.core.answer(self.actor, ask, text)
