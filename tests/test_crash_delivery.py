@@ -67,7 +67,8 @@ class Program:
             sys.executable, "-m", "bots", cwd=self.home, env=self.env, stdout=log, stderr=log
         )
         log.close()
-        await self.api.wait_for("getUpdates", after=mark, within=20)
+        # Start-up (imports, migrations) is a few seconds on a quiet machine and far more on a busy one.
+        await self.api.wait_for("getUpdates", after=mark, within=90)
 
     async def kill(self) -> None:
         assert self.process is not None
