@@ -15,9 +15,10 @@ from sqlalchemy.engine import make_url
 
 from bench import load
 from bench.commands import Timing, image_timing, measure
-from bench.machine import CpuWatch, describe_load
+from bench.floor import Floor, open_driver
+from bench.machine import CpuWatch, describe_load, is_quiet
 from bench.network import Network, Shape
-from bench.report import TARGET_MS, pragmas, table
+from bench.report import TARGETS, pragmas, table
 from core.app import Core, bootstrap
 from core.config import Settings
 from core.db import SQLITE_PRAGMAS
@@ -122,16 +123,21 @@ async def bench_one(db: str, args: argparse.Namespace, builder: Builder) -> Resu
     try:
         await load.catch_up(core.engine, say)
         warmup = args.warmup if args.warmup is not None else max(5, args.iterations // 10)
-        watch = CpuWatch.start()
-        timings = await measure(core, args.iterations, warmup)
-        load_line = describe_load(watch.stop())
+        driver = await open_driver(url)
+        try:
+            watch = CpuWatch.start()
+            timings = await measure(core, args.iterations, warmup, Floor(driver))
+            used = watch.stop()
+        finally:
+            await driver.close()
         rows = await load.counts(core.engine)
         title = (
             f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'}: {rows['people']:,} people, {rows['follows']:,} follows, "
             f"{rows['posts']:,} posts, {rows['likes']:,} likes; {args.iterations} calls each after {warmup} warm-up"
         )
-        say(table(title, timings, target=TARGET_MS if db == "sqlite" else None))
-        say(load_line)
+        say(table(title, timings, target=TARGETS[db], quiet=is_quiet(used)))
+        say(describe_load(used))
+        say("  raw = the minimal SQL of the same calls through the driver (bench/floor.py); p99 x = p99 / raw p99")
         if db == "sqlite":
             say(pragmas(await live_pragmas(core)))
     finally:
