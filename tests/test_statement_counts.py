@@ -18,6 +18,7 @@ from sqlalchemy import event, insert
 
 from core.app import Core, bootstrap
 from core.config import Settings
+from core.feed.ranking import hot_score
 from core.models import Follow, Post, utcnow
 from tests.conftest import empty_tables
 from tests.support import actor
@@ -62,7 +63,7 @@ async def network(core: Core, authors: int, posts_each: int = POSTS_EACH) -> Non
             {
                 "author_id": ids[f"author{i}"], "prompt": f"a fox {i}.{n}", "image_path": "x.png", "width": 1024,
                 "height": 1024, "seed": n, "backend": "local", "model": "m", "visibility": "public",
-                "like_count": 0, "remix_count": 0, "hot": float(n), "created_at": now,
+                "like_count": 0, "remix_count": 0, "hot": hot_score(0, now), "created_at": now,
             }
             for n in range(posts_each)
             for i in range(authors)
