@@ -36,14 +36,15 @@ CARDS = (
     " LEFT JOIN posts pp ON pp.id = c.parent_id LEFT JOIN people pa ON pa.id = pp.author_id ORDER BY {order}"
 )
 _PAGE_COLUMNS = "id, author_id, prompt, image_path, parent_id, visibility, like_count"
-# Each followed person's newest public posts, at most a page each (through ix_posts_author_id_id), then a page.
+# Every followed person's public post ids from the covering ix_posts_author_visibility_id, the best page of them
+# (a bounded sort of ids), then only the page's rows: SQLite's best plan here (core/feed/timeline.py).
 FEED_SQLITE = (
     f"WITH page AS (SELECT {_PAGE_COLUMNS} FROM posts WHERE id IN ("
-    " SELECT q.id FROM follows f JOIN posts q ON q.id IN ("
-    "  SELECT r.id FROM posts r WHERE r.author_id = f.followee_id AND r.visibility = 'public' AND r.id < $2"
-    f"  ORDER BY r.id DESC LIMIT {PAGE_SIZE + 1})"
-    f" WHERE f.follower_id = $1 ORDER BY q.id DESC LIMIT {PAGE_SIZE + 1})) "
+    " SELECT q.id FROM posts q JOIN follows f ON f.followee_id = q.author_id"
+    " WHERE f.follower_id = $1 AND q.visibility = 'public' AND q.id < $2"
+    f" ORDER BY q.id DESC LIMIT {PAGE_SIZE + 1})) "
 )
+# At most a page of each followed person's newest public posts, then a page of those (core/feed/timeline.py).
 FEED_POSTGRES = (
     f"WITH page AS (SELECT {', '.join('r.' + c for c in _PAGE_COLUMNS.split(', '))} FROM follows f"
     f" CROSS JOIN LATERAL (SELECT {_PAGE_COLUMNS} FROM posts WHERE author_id = f.followee_id"
