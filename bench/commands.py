@@ -16,6 +16,7 @@ from functools import partial
 
 from sqlalchemy import func, select, update
 
+from bench.floor import Floor
 from bench.network import PLATFORM, chat_of
 from core.actor import Actor
 from core.app import OOPS, Core
@@ -29,6 +30,7 @@ DEEP = timedelta(days=15)  # the deep feed page starts this far back
 LIKE_WINDOW = timedelta(days=2)  # people mostly like what is new
 
 Call = Callable[[], Awaitable[list[Reply]]]
+RawCall = Callable[[], Awaitable[object]]
 Check = Callable[[list[Reply]], bool]
 
 
@@ -40,12 +42,20 @@ class BenchError(Exception):
 class Timing:
     label: str
     samples_ms: list[float]
+    floor_ms: list[float] | None = None  # the same calls' minimal SQL straight through the driver (bench/floor.py)
 
     def percentile(self, q: float) -> float:
-        """Nearest rank: the smallest sample with at least q% of samples at or below it."""
-        ordered = sorted(self.samples_ms)
-        rank = max(1, -(-len(ordered) * q // 100))
-        return ordered[int(rank) - 1]
+        return nearest_rank(self.samples_ms, q)
+
+    def floor(self, q: float) -> float | None:
+        return nearest_rank(self.floor_ms, q) if self.floor_ms else None
+
+
+def nearest_rank(samples: list[float], q: float) -> float:
+    """The smallest sample with at least q% of samples at or below it."""
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,16 @@ def _says(words: str) -> Check:
     return lambda replies: any(words in r.text for r in replies)
 
 
+async def _raw(calls: list[RawCall], warmup: int) -> list[float]:
+    samples: list[float] = []
+    for index, call in enumerate(calls):
+        started = time.perf_counter()
+        await call()
+        if index >= warmup:
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 async def _timed(label: str, calls: list[Call], checks: list[Check], warmup: int) -> Timing:
     samples: list[float] = []
     for index, (call, check) in enumerate(zip(calls, checks, strict=True)):
@@ -133,7 +153,8 @@ async def _timed(label: str, calls: list[Call], checks: list[Check], warmup: int
     return Timing(label, samples)
 
 
-async def measure(core: Core, iterations: int, warmup: int, seed: int = 7) -> list[Timing]:
+async def measure(core: Core, iterations: int, warmup: int, floor: Floor, seed: int = 7) -> list[Timing]:
+    """Each command's timings and, right after each, the same calls' floor (the minimal SQL, bench/floor.py)."""
     total = iterations + warmup
     plan = await make_plan(core, total, seed)
     await mark_viewers_seen(core, plan.viewer_ids)
@@ -144,37 +165,67 @@ async def measure(core: Core, iterations: int, warmup: int, seed: int = 7) -> li
     def any_answer(replies: list[Reply]) -> bool:
         return bool(replies)
 
-    rows: list[tuple[str, list[Call], Check]] = [
-        ("/feed (first page)", [partial(core.handle, viewer(i), "/feed") for i in range(total)], _has_post),
+    def uid(i: int) -> str:
+        return viewer(i).user_id
+
+    raw = floor
+    liked = [post for post in plan.like_posts[: (total + 1) // 2] for _ in range(2)]  # each toggled twice
+    rows: list[tuple[str, list[Call], Check, list[RawCall]]] = [
+        (
+            "/feed (first page)",
+            [partial(core.handle, viewer(i), "/feed") for i in range(total)],
+            _has_post,
+            [partial(raw.feed, uid(i)) for i in range(total)],
+        ),
         (
             "/feed (deep page, Older ▶)",
             [partial(core.press, viewer(i), f"feed before {plan.deep_cursor}") for i in range(total)],
             any_answer,  # someone who follows only new people may have nothing that old
+            [partial(raw.feed, uid(i), plan.deep_cursor) for i in range(total)],
         ),
         (
             "/profile <handle>",
             [partial(core.handle, viewer(i), f"/profile {h}") for i, h in enumerate(plan.profiles)],
             _says("following"),
+            [partial(raw.profile, uid(i), h) for i, h in enumerate(plan.profiles)],
         ),
-        ("/top", [partial(core.handle, viewer(i), "/top") for i in range(total)], _has_post),
+        (
+            "/top",
+            [partial(core.handle, viewer(i), "/top") for i in range(total)],
+            _has_post,
+            [partial(raw.top, uid(i)) for i in range(total)],
+        ),
+        (
+            "/like <post> (button)",  # a like toggled twice by the same person is back where it was
+            [partial(core.press, viewer(i // 2), f"like {p}") for i, p in enumerate(liked)],
+            _says("like"),
+            [partial(raw.like, uid(i // 2), p) for i, p in enumerate(liked)],
+        ),
     ]
-    timings = [await _timed(label, calls, [check] * total, warmup) for label, calls, check in rows]
-    # A like toggled twice by the same person is back where it was: both presses are measured.
-    like_calls: list[Call] = [
-        partial(core.press, viewer(i // 2), f"like {p}")
-        for i, p in enumerate(post for post in plan.like_posts[: (total + 1) // 2] for _ in range(2))
-    ]
-    timings.append(await _timed("/like <post> (button)", like_calls, [_says("like")] * len(like_calls), warmup))
+    timings = []
+    for label, calls, check, floor_calls in rows:
+        timing = await _timed(label, calls, [check] * len(calls), warmup)
+        timing.floor_ms = await _raw(floor_calls, warmup)
+        timings.append(timing)
+    return timings + await _follows(core, floor, plan, warmup)
+
+
+async def _follows(core: Core, floor: Floor, plan: Plan, warmup: int) -> list[Timing]:
+    """Follow then unfollow the same person, so the network stays as built; both are measured."""
     follow_calls: list[Call] = []
     follow_checks: list[Check] = []
+    floor_calls: list[RawCall] = []
     for who, whom in plan.follows:
         follow_calls.append(partial(core.press, who, f"follow {whom}"))
         follow_calls.append(partial(core.handle, who, f"/unfollow {whom}"))
         follow_checks += [_says("You now follow"), _says("You no longer follow")]
+        floor_calls += [partial(floor.follow, who.user_id, whom), partial(floor.unfollow, who.user_id, whom)]
     both = await _timed("follow", follow_calls, follow_checks, 2 * warmup)
-    timings.append(Timing("/follow <handle> (button)", both.samples_ms[0::2]))
-    timings.append(Timing("/unfollow <handle>", both.samples_ms[1::2]))
-    return timings
+    raws = await _raw(floor_calls, 2 * warmup)
+    return [
+        Timing("/follow <handle> (button)", both.samples_ms[0::2], raws[0::2]),
+        Timing("/unfollow <handle>", both.samples_ms[1::2], raws[1::2]),
+    ]
 
 
 IMAGE_PROMPTS = (

@@ -70,10 +70,17 @@ class CpuWatch:
         return Load(max(0.0, others / capacity), min(1.0, server_used / capacity))
 
 
+QUIET = 0.1  # other processes under this share of the CPUs: figures may be judged against targets
+
+
+def is_quiet(load: Load | None) -> bool:
+    return load is not None and load.others < QUIET
+
+
 def describe_load(load: Load | None) -> str:
     if load is None:
         return "machine load: unknown (no /proc/stat)"
-    note = "" if load.others < 0.1 else "  -- a busy machine: tails are inflated, measure again when quiet"
+    note = "" if is_quiet(load) else "  -- a busy machine: tails are inflated, measure again when quiet"
     return (
         f"machine load while measuring: other processes used {load.others:.0%} of {os.cpu_count()} CPUs, "
         f"the PostgreSQL server {load.server:.0%}{note}"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core import commands, gallery, outbox, people, scheduler
 from core.actor import Actor
 from core.config import Settings
-from core.db import create_sessionmaker
+from core.db import Checkpointer, create_sessionmaker
 from core.errors import UserError
 from core.feed.digest_render import DigestRenderer
 from core.gen import progress
@@ -76,6 +76,7 @@ class Core:
         self.settings = settings
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        self.checkpointer = Checkpointer(engine)
         self.media = media
         self.backend = backend
         self.images = ImageService(backend, media)
@@ -187,10 +188,9 @@ class Core:
         request_id: str | None,
     ) -> list[Reply]:
         try:
-            person = await self._person(actor)
-            values = values_of()
             async with self.sessions() as session:
-                person = await session.merge(person, load=False)
+                person = await self._person(session, actor)
+                values = values_of()
                 admin = self.settings.is_admin(person.handle, actor.platform_id)
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
                 replies = await found.handler(ctx, **values)
@@ -205,17 +205,15 @@ class Core:
             log.exception("command /%s failed", found.name)
             return [Reply(text=OOPS, notice=via_button, error=True)]
 
-    async def _person(self, actor: Actor) -> Person:
-        """Find or create the person in a short transaction of its own."""
-        async with self.sessions() as session:
-            person, created = await people.ensure_person(session, actor, self.settings.admin_list)
-            if created or session.dirty:
-                await session.commit()
-            if created:
-                # Columns the database filled in (server defaults) must be loaded before the object
-                # travels to another session, where a lazy load cannot happen.
-                await session.refresh(person)
-            return person
+    async def _person(self, session: AsyncSession, actor: Actor) -> Person:
+        """Find or create the person in the command's session. A new person or a changed identity is
+        committed at once, so that it stays even when the command then fails; a read costs no transaction."""
+        person, created = await people.ensure_person(session, actor, self.settings.admin_list)
+        if created or session.dirty:
+            await session.commit()
+        if created:
+            await session.refresh(person)  # the columns the database filled in (server defaults)
+        return person
 
     # --- background work --------------------------------------------------------------------
 
@@ -262,6 +260,7 @@ class Core:
         jobs (digests, notifications, best of the day) that the bot process runs."""
         await self.queue.start()
         await self.outbox.start()
+        self.checkpointer.start()
         if schedule:
             self.scheduler = scheduler.build(self)
             self.scheduler.start()
@@ -277,6 +276,7 @@ class Core:
             await self.scheduler.stop()
         await self.queue.stop()
         await self.outbox.stop()
+        await self.checkpointer.stop()
         await self.moderator.aclose()
         await self.backend.aclose()
         await self.engine.dispose()

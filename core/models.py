@@ -111,6 +111,8 @@ class Post(Base):
     __table_args__ = (
         # Profile pages and the feed walk one author's posts newest first.
         Index("ix_posts_author_id_id", "author_id", "id"),
+        # The feed's walk over followed people's public posts, from the index alone (migration 0010_speed).
+        Index("ix_posts_author_visibility_id", "author_id", "visibility", "id"),
         # /top walks the hot score downwards and stops after a page.
         Index("ix_posts_hot", "hot"),
         Index("ix_posts_parent_id", "parent_id"),

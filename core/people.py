@@ -56,10 +56,16 @@ async def find_identity(session: AsyncSession, actor: Actor) -> Identity | None:
 
 async def ensure_person(session: AsyncSession, actor: Actor, admins: Admins | None = None) -> tuple[Person, bool]:
     """The person behind this actor, created on first contact. Returns (person, created)."""
-    identity = await find_identity(session, actor)
-    if identity is not None:
-        person = await session.get(Person, identity.person_id)
-        assert person is not None
+    # The identity and its person in one round trip: every command starts here.
+    found = (
+        await session.execute(
+            select(Identity, Person)
+            .join(Person, Person.id == Identity.person_id)
+            .where(Identity.platform == actor.platform, Identity.platform_user_id == actor.user_id)
+        )
+    ).first()
+    if found is not None:
+        identity, person = found
         # Touch after the load: an autoflush would empty `session.dirty`, and the caller commits only when dirty.
         _touch(identity, actor)
         return person, False

@@ -59,6 +59,7 @@ async def followers(session: AsyncSession, person: Person, limit: int = LIST_LIM
 
 async def follow_counts(session: AsyncSession, person_id: int) -> tuple[int, int]:
     """(followers, following)."""
-    followers_count = await session.scalar(select(func.count()).where(Follow.followee_id == person_id))
-    following_count = await session.scalar(select(func.count()).where(Follow.follower_id == person_id))
-    return int(followers_count or 0), int(following_count or 0)
+    followers_count = select(func.count()).where(Follow.followee_id == person_id).scalar_subquery()
+    following_count = select(func.count()).where(Follow.follower_id == person_id).scalar_subquery()
+    row = (await session.execute(select(followers_count, following_count))).one()  # one round trip
+    return int(row[0] or 0), int(row[1] or 0)

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from bench import cli, load
+from bench import cli, load, report
+from bench.commands import Timing, actor_for
+from bench.floor import Floor, open_driver
+from bench.machine import Load, is_quiet
+from core.app import bootstrap
+from core.config import Settings
 from core.db import create_engine
 from core.models import Follow, Like, Post
 
@@ -39,6 +44,10 @@ async def test_the_benchmark_prints_figures_for_every_command(
         [line] = [line for line in printed.splitlines() if line.strip().startswith(label)]
         count, p50, p99, worst = (float(v) for v in line.strip().removeprefix(label).split()[:4])
         assert count >= 1 and 0 < p50 <= p99 <= worst, line
+        if label.startswith("/"):  # the commands, each beside its floor and judged (or not, when busy)
+            raw50, raw99, ratio = (float(v) for v in line.strip().removeprefix(label).split()[4:7])
+            assert 0 < raw50 <= raw99 and ratio == pytest.approx(p99 / raw99, rel=0.06, abs=0.06), line
+            assert line.endswith(("target met", "not judged: machine busy")) or "MISSED" in line, line
     timings = {t.label: t for result in results for t in result.timings}
     assert len(timings["/top"].samples_ms) == 20
     assert "PRAGMA journal_mode=WAL" in printed and "live: wal" in printed
@@ -83,3 +92,34 @@ async def test_stale_data_is_moved_to_the_present_with_its_hot_score(tmp_path: P
     assert abs(moved.total_seconds() - 2 * 86_400) < 5
     assert after[1] - before[1] == pytest.approx(2 * 24 / 4, abs=0.01)  # 4-hour doubling: 12 units in 2 days
     assert json.loads(meta["counts"])["posts"] == 2000
+
+
+def test_no_verdict_is_given_on_a_busy_machine() -> None:
+    slow = Timing("/feed", [2.0] * 99 + [40.0], floor_ms=[0.1] * 100)
+    fast = Timing("/top", [0.5] * 100, floor_ms=[0.1] * 100)
+    busy = report.table("t", [slow, fast], target=report.TARGETS["sqlite"], quiet=False)
+    assert busy.count("not judged: machine busy") == 2 and "target met" not in busy
+    quiet = report.table("t", [slow, fast], target=report.TARGETS["sqlite"], quiet=True).splitlines()
+    assert quiet[2].endswith("MISSED: p50 > 1.5") and quiet[3].endswith("target met")
+    assert not is_quiet(None) and not is_quiet(Load(others=0.3, server=0.0)) and is_quiet(Load(0.02, 0.0))
+
+
+async def test_the_floor_reads_the_same_page_as_the_command(tmp_path: Path) -> None:
+    """The raw feed and /top return the posts the commands show: the floor is the same work, not less."""
+    await cli.run(cli.parse(tiny(tmp_path, "--images", "0")))
+    path = tmp_path / "network-x0.002.db"
+    core = await bootstrap(
+        Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}", media_dir=tmp_path / "media")
+    )
+    driver = await open_driver(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with core.sessions() as session:
+            viewer = await session.scalar(select(Follow.follower_id).limit(1))
+        floor = Floor(driver)
+        shown = await core.handle(actor_for(viewer, "v"), "/feed")
+        assert [r.post_id for r in shown if r.post_id] == [row[0] for row in await floor.feed(str(viewer))][:5]
+        top = await core.handle(actor_for(viewer, "v"), "/top")
+        assert [r.post_id for r in top if r.post_id] == [row[0] for row in await floor.top(str(viewer))]
+    finally:
+        await driver.close()
+        await core.aclose()

@@ -1,0 +1,27 @@
+"""public posts by author, index only, for the home feed
+
+Revision ID: 0010_speed
+Revises: 0007
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0010_speed"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # The feed walks every followed person's public posts by id; with the visibility in the index
+    # the walk reads the index alone, not each post's row (core/feed/timeline.py).
+    op.create_index("ix_posts_author_visibility_id", "posts", ["author_id", "visibility", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_posts_author_visibility_id", table_name="posts")

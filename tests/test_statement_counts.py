@@ -1,0 +1,126 @@
+"""How many SQL statements each command sends to the database, counted at the driver's cursor.
+
+Every statement is a round trip (on aiosqlite, a hop to its worker thread and back), and on the
+benchmark's network that fixed cost, not the database's work, is most of a command's time
+(bench/README.md). An N+1 (a query per card) or an extra lookup shows up here, in CI, instead of
+in the next benchmark run. When a command legitimately needs one more statement, change its number
+here and say why in the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert
+
+from core.app import Core, bootstrap
+from core.config import Settings
+from core.feed.ranking import hot_score
+from core.models import Follow, Post, utcnow
+from tests.conftest import empty_tables
+from tests.support import actor
+
+POSTS_EACH = 7  # more than a page (5), so the feed has an Older button
+
+
+@pytest.fixture
+async def quiet(settings: Settings, database_url: str) -> AsyncIterator[Core]:
+    """A core without its background workers: every statement counted is the command's own."""
+    app = await bootstrap(settings)
+    try:
+        yield app
+    finally:
+        await app.aclose()
+        await empty_tables(database_url)
+
+
+@contextmanager
+def counting(core: Core) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(core.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(core.engine.sync_engine, "before_cursor_execute", seen)
+
+
+async def network(core: Core, authors: int, posts_each: int = POSTS_EACH) -> None:
+    """ann follows `authors` people, each with `posts_each` public posts."""
+    for name in ("ann", *(f"author{i}" for i in range(authors))):
+        await core.handle(actor(name), "/start")
+    async with core.sessions() as session:
+        rows = (await session.execute(Post.metadata.tables["people"].select())).all()
+        ids = {row.handle: row.id for row in rows}
+        now = utcnow()
+        posts = [
+            {
+                "author_id": ids[f"author{i}"], "prompt": f"a fox {i}.{n}", "image_path": "x.png", "width": 1024,
+                "height": 1024, "seed": n, "backend": "local", "model": "m", "visibility": "public",
+                "like_count": 0, "remix_count": 0, "hot": hot_score(0, now), "created_at": now,
+            }
+            for n in range(posts_each)
+            for i in range(authors)
+        ]  # fmt: skip
+        await session.execute(insert(Post), posts)
+        follows = [{"follower_id": ids["ann"], "followee_id": ids[f"author{i}"]} for i in range(authors)]
+        await session.execute(insert(Follow), follows)
+        await session.commit()
+
+
+async def statements_of(core: Core, call: str) -> int:
+    """Statements one call issues; `call` is "/line" typed or "action" pressed, by ann."""
+    with counting(core) as seen:
+        if call.startswith("/"):
+            replies = await core.handle(actor("ann"), call)
+        else:
+            replies = await core.press(actor("ann"), call)
+    assert not any(r.error for r in replies), [r.text for r in replies]
+    return len(seen)
+
+
+# Statements per call: the person and their identity (one), then the command's own, e.g. for /feed the
+# page and its cards' handles; a like reads the post, writes the like, the count, the hot score and a
+# notification, and reads the card's handles.
+EXPECTED = {
+    "/feed": 3,
+    "feed before {older}": 3,
+    "/profile @author0": 6,
+    "/top": 3,
+    "like {post}": 7,
+    "/unfollow author1": 4,
+    "follow author1": 4,
+    "/post {post}": 3,
+}
+
+
+async def counts(core: Core) -> dict[str, int]:
+    async with core.sessions() as session:
+        newest = (await session.execute(Post.__table__.select().order_by(Post.id.desc()))).first()
+    assert newest is not None
+    post, older = newest.id, newest.id - 4
+    found = {}
+    for call in EXPECTED:
+        found[call] = await statements_of(core, call.format(post=post, older=older))
+    return found
+
+
+async def test_each_command_issues_a_fixed_number_of_statements(quiet: Core) -> None:
+    await network(quiet, authors=3)
+    await statements_of(quiet, "/feed")  # the first call after start-up may warm caches
+    assert await counts(quiet) == EXPECTED
+
+
+async def test_the_number_does_not_grow_with_the_cards_on_the_page(quiet: Core) -> None:
+    """One card from one author or five from five authors: the same statements (no query per card)."""
+    await network(quiet, authors=1, posts_each=1)
+    with_one = [await statements_of(quiet, call) for call in ("/feed", "/top")]
+    await empty_tables(quiet.settings.database_url)
+    await network(quiet, authors=5)
+    assert [await statements_of(quiet, call) for call in ("/feed", "/top")] == with_one
