@@ -17,6 +17,7 @@ from core.gen.media import MediaStore
 from core.messenger import MessageRef
 from core.models import Delivery, Post, utcnow
 from core.outbox import Outgoing
+from core.visibility import VISIBLE
 
 
 async def publish(session: AsyncSession, galleries: list[tuple[str, str]], post: Post) -> None:
@@ -65,7 +66,7 @@ class PostRenderer:
 
     async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
         post = await session.get(Post, payload["post"])
-        if post is None or not post.is_public:
+        if post is None or not (post.is_public and post.status == VISIBLE and not post.author_private):
             return None
         [view] = await cards.views(session, [post])
         if "ref" in payload:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.models import Follow, Post
+from core.visibility import shown
 
 PAGE_SIZE = 5
 
@@ -48,14 +49,14 @@ async def feed_page(
 def _followed(
     person_id: int, bound: ColumnElement[bool], newest_first: bool, limit: int, postgres: bool
 ) -> Select[Post]:
-    """Public posts of the people `person_id` follows, within `bound`, in id order, at most `limit`."""
+    """Shown posts (core.visibility) of the people `person_id` follows, within `bound`, in id order, at most `limit`."""
     if not postgres:
         # SQLite walks each followed person's posts in id order (ix_posts_author_id_id) and cuts each walk short
         # once the page is full, so a plain join stays fast for light and heavy followers alike.
         return (
             select(Post)
             .join(Follow, Follow.followee_id == Post.author_id)
-            .where(Follow.follower_id == person_id, Post.visibility == "public", bound)
+            .where(Follow.follower_id == person_id, shown(), bound)
             .order_by(Post.id.desc() if newest_first else Post.id.asc())
             .limit(limit)
         )
@@ -64,7 +65,7 @@ def _followed(
     # At most `limit` posts per followed person, then the first `limit` of those, costs a few index probes each.
     recent = (
         select(Post)
-        .where(Post.author_id == Follow.followee_id, Post.visibility == "public", bound)
+        .where(Post.author_id == Follow.followee_id, shown(), bound)
         .order_by(Post.id.desc() if newest_first else Post.id.asc())
         .limit(limit)
         .lateral("recent")
