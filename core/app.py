@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import commands, gallery, outbox, people, scheduler
+from core import bans, commands, gallery, outbox, people, scheduler
 from core.actor import Actor
 from core.config import Settings
 from core.db import create_sessionmaker
@@ -193,6 +193,7 @@ class Core:
                 person = await session.merge(person, load=False)
                 admin = self.settings.is_admin(person.handle, actor.platform_id)
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
+                await bans.check(session, person, found.name)
                 replies = await found.handler(ctx, **values)
                 await session.commit()
             for effect in ctx.after_commit:

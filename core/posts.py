@@ -53,6 +53,8 @@ async def create_post(
         parent_id=parent.id if parent else None,
         visibility=visibility,
         author_private=author.private,
+        # A generation that was running when its author was banned is held back with the rest.
+        status=rule.BANNED if author.banned_until is not None and author.banned_until > created else rule.VISIBLE,
         like_count=0,
         remix_count=0,
         hot=hot_score(0, created),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
 
-from core import gallery, outbox, safety
+from core import bans, gallery, outbox, safety
 from core.feed import digest, notifications
 from core.models import Delivery, Notification, utcnow
 
@@ -80,6 +80,10 @@ async def purge_deleted(core: Core) -> None:
         log.info("purged %d deleted posts", count)
 
 
+async def end_bans(core: Core) -> None:
+    await bans.lift_expired(core.sessions, utcnow())
+
+
 def _guarded(
     name: str, job: Callable[[Core], Awaitable[None]], core: Core, scheduler: Scheduler
 ) -> Callable[[], Awaitable[None]]:
@@ -103,7 +107,7 @@ def _guarded(
 def build(core: Core) -> Scheduler:
     scheduler = Scheduler()
     tick = core.settings.scheduler_tick_seconds
-    jobs = {"digests": digest_tick, "notifications": notification_tick, "best-of": best_of_tick}
+    jobs = {"digests": digest_tick, "notifications": notification_tick, "best-of": best_of_tick, "bans": end_bans}
     for name, job in jobs.items():
         scheduler.add_job(
             _guarded(name, job, core, scheduler),

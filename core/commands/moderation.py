@@ -1,8 +1,8 @@
-"""Admin commands on posts: /hide and /restore (a removal or a deletion taken back)."""
+"""Admin commands: /hide and /restore (a removal or a deletion taken back), /ban and /unban."""
 
 from __future__ import annotations
 
-from core import audit, posts, safety
+from core import audit, bans, people, posts, safety
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.params import Param, ParamType
@@ -55,3 +55,38 @@ async def restore(ctx: Context, post: int, reason: str | None) -> list[Reply]:
         reason=reason or "",
     )
     return [Reply(text=f"#{found.id} is back{' (it had been deleted)' if was_deleted else ''}.")]
+
+
+HANDLE = Param("handle", ParamType.HANDLE, "whose account", required=True)
+
+
+@command(
+    "ban",
+    "admins: ban someone, for a while (30m, 12h, 7d, 2w) or for good",
+    params=(
+        HANDLE,
+        Param("duration", ParamType.WORD, "how long: 30m, 12h, 7d, 2w; for good when left out"),
+        REASON,
+    ),
+    examples=("/ban @spammer 7d flooding the gallery", "/ban @troll harassment"),
+)
+async def ban(ctx: Context, handle: str, duration: str | None, reason: str | None) -> list[Reply]:
+    require_admin(ctx)
+    target = await people.by_handle(ctx.session, handle)
+    if target.id == ctx.person.id:
+        raise UserError("You can't ban yourself.")
+    length = bans.parse_duration(duration) if duration else None
+    if duration and length is None:  # not a duration: the first word of the reason
+        reason = f"{duration} {reason or ''}".strip()
+    until = await bans.ban(ctx.session, ctx.person, target, length, reason or "")
+    return [Reply(text=f"@{target.handle} is banned {bans.until_text(until)}. /unban @{target.handle} lifts it.")]
+
+
+@command("unban", "admins: lift a ban", params=(HANDLE,))
+async def unban(ctx: Context, handle: str) -> list[Reply]:
+    require_admin(ctx)
+    target = await people.by_handle(ctx.session, handle)
+    if target.banned_until is None:
+        return [Reply(text=f"@{target.handle} is not banned.")]
+    await bans.unban(ctx.session, target, admin=ctx.person)
+    return [Reply(text=f"@{target.handle} is no longer banned.")]
