@@ -66,7 +66,7 @@ def post_buttons(view: PostView) -> tuple[tuple[Button, ...], ...]:
             Button("🔁 Remix", f"remix {post.id}"),
             Button("🎲 Variation", f"vary {post.id}"),
         ),
-        (Button(f"➕ Follow @{view.author}", f"follow {view.author}"),),
+        (Button(f"➕ Follow @{view.author}", f"follow {view.author}"), Button("🚩 Report", f"report {post.id}")),
     )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import audit
 from core.gen.media import MediaStore
-from core.models import Person, Post, Report, utcnow
+from core.models import Notification, Person, Post, Report, utcnow
 from core.posts import delete_post
 from core.visibility import BANNED, DELETED, HIDDEN, VISIBLE
 
@@ -22,6 +22,10 @@ async def soft_delete(session: AsyncSession, post: Post) -> None:
         return
     post.status = DELETED
     post.deleted_at = utcnow()
+    # News about it not yet told is no longer news (the hard delete used to cascade them away).
+    await session.execute(
+        delete(Notification).where(Notification.post_id == post.id, Notification.batched_at.is_(None))
+    )
     if post.parent_id is not None:
         await session.execute(
             update(Post).where(Post.id == post.parent_id, Post.remix_count > 0).values(remix_count=Post.remix_count - 1)

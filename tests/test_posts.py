@@ -72,7 +72,13 @@ async def test_imagine_makes_a_post_with_its_image_caption_and_buttons(chat: Cha
     assert media_files(media_dir) == [path]
     assert f"#{post_id}" in reply.text and "@alice" in reply.text and "a red fox in the snow" in reply.text
     assert reply.image.caption == reply.text
-    assert actions(reply) == [f"like {post_id}", f"remix {post_id}", f"vary {post_id}", "follow alice"]
+    assert actions(reply) == [
+        f"like {post_id}",
+        f"remix {post_id}",
+        f"vary {post_id}",
+        "follow alice",
+        f"report {post_id}",
+    ]
     assert all(len(a.encode()) <= MAX_ACTION_BYTES for a in actions(reply))
     stored = await row(chat, post_id)
     assert stored is not None and stored.prompt == "a red fox in the snow"

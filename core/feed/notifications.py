@@ -74,6 +74,8 @@ def summarise(events: list[Event]) -> list[str]:
             lines.append(f"{who} followed you")
         elif kind == "like":
             lines.append(f"{who} liked #{post_id}")
+        elif kind == "report":
+            lines.append(f"🚩 {who} reported #{post_id}")
         else:
             lines.append(f"{who} remixed #{post_id}")
     return lines
@@ -147,6 +149,7 @@ async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[P
                 continue  # another pass told them since we looked; what is left waits for the next turn
             lines = summarise([event for _, event in pending])
             post_ids = list(dict.fromkeys(e.post_id for _, e in pending if e.post_id is not None))[:3]
+            reported = list(dict.fromkeys(e.post_id for _, e in pending if e.kind == "report" and e.post_id))[:5]
             await outbox.add(
                 session,
                 key=f"notify:{person.id}:{pending[-1][0]}",
@@ -155,7 +158,8 @@ async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[P
                 kind="text",
                 payload={
                     "text": "🔔 " + "\n🔔 ".join(lines),
-                    "buttons": [[[f"#{post_id}", f"post {post_id}"] for post_id in post_ids]] if post_ids else [],
+                    "buttons": ([[[f"#{post_id}", f"post {post_id}"] for post_id in post_ids]] if post_ids else [])
+                    + [[[f"✅ Keep #{p}", f"keep {p}"], [f"🗑 Remove #{p}", f"remove {p}"]] for p in reported],
                 },
                 person_id=person.id,
             )
