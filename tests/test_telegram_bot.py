@@ -184,3 +184,17 @@ async def test_long_polling_asks_for_a_whole_number_of_seconds(bot: RunningBot, 
     # The Bot API types getUpdates' timeout as Integer; the float setting (1.0 s here) went out as "1.0".
     polled = await api.wait_for("getUpdates", lambda c: c.params.get("timeout") not in (None, "0"))
     assert polled.params["timeout"] == "1"
+
+
+async def test_a_forged_admin_button_is_refused_in_one_line_and_changes_nothing(
+    bot: RunningBot, api: FakeTelegramAPI
+) -> None:
+    photo, post_id = await show(api, BOB, await imagine(api, ALICE, "a forged target"))
+    for forged in (f"hide {post_id}", f"remove {post_id}", "ban alice"):
+        mark = len(api.calls)
+        api.press(BOB, photo.result, forged)  # callback data Bob wrote himself, not a button we sent
+        answered = await api.wait_for("answerCallbackQuery", after=mark)
+        assert answered.params["text"] == "Only admins can do that.", forged
+    shown, _ = await show(api, ALICE, photo)  # still there, and Alice may still post
+    assert "a forged target" in shown.params["caption"] and "Hidden" not in shown.params["caption"]
+    assert "a second one" in (await imagine(api, ALICE, "a second one")).params["caption"]
