@@ -191,7 +191,8 @@ class Core:
             values = values_of()
             async with self.sessions() as session:
                 person = await session.merge(person, load=False)
-                admin = self.settings.is_admin(person.handle, actor.platform_id)
+                # Configured in ADMINS, or promoted by one of those with /admin add.
+                admin = self.settings.is_admin(person.handle, actor.platform_id) or person.promoted_admin
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
                 await bans.check(session, person, found.name)
                 replies = await found.handler(ctx, **values)
