@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.admins import CONSOLE, Admins
@@ -34,8 +34,8 @@ async def report(
             await notifications.record(
                 session, recipient_id=admin_id, actor_id=reporter.id, kind="report", post_id=post.id
             )
-    if already_open + 1 >= threshold:
-        await session.execute(update(Post).where(Post.id == post.id, Post.status == VISIBLE).values(status=REVIEW))
+    if already_open + 1 >= threshold and post.status == VISIBLE:
+        post.status = REVIEW
     return True
 
 

@@ -49,7 +49,7 @@ async def test_a_follow_request_is_notified_with_buttons_and_can_be_declined(cha
     await chat.say("shy", "/private on")
     await chat.say("pushy", "/follow @shy")
     await chat.say("pushy", "/follow @shy")  # asked twice: one request
-    await notifications.batch_pass(core.sessions, core.settings, utcnow())
+    await notifications.batch_pass(core.sessions, core.settings.model_copy(update={"quiet_hours": ""}), utcnow())
     [told] = [json.loads(d.payload) for d in await deliveries(core, "text") if d.chat_id == "chat-shy"]
     assert "@pushy asked to follow you" in told["text"]
     assert [action for row in told["buttons"] for _, action in row] == ["approve pushy", "decline pushy"]

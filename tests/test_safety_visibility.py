@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from core import safety, scheduler
+from core import gallery, safety, scheduler
 from core.app import Core
 from core.models import utcnow
 from tests.fakes.platform import FakeMessenger
@@ -108,3 +108,22 @@ async def test_the_audit_trail_survives_the_purges(chat: Chat) -> None:
     await safety.purge(core.sessions, core.media, utcnow() + timedelta(days=365), 30)
     await scheduler.prune(core)  # the outbox and notification pruning
     assert await audit_count(core) == before + 1  # the purge added its own entry, removed none
+
+
+async def test_a_gallery_message_of_a_post_taken_out_is_edited_where_it_cannot_be_deleted(
+    chat: Chat, core: Core
+) -> None:
+    platform = FakeMessenger()  # has no delete: the message is edited into a line instead
+    core.register_messenger(platform)
+    core.register_gallery("console", "gallery")
+    hidden = await chat.post("alice", "a fox to hide")
+    removed = await chat.post("alice", "a fox to remove")
+    await drained(core)
+    assert [r.post_id for r in platform.to("gallery")] == [hidden, removed]
+    await chat.say("admin", f"/hide {hidden}")
+    await chat.say("alice", f"/delete {removed}")
+    await drained(core)
+    removals = [ref for ref, reply in platform.edits if reply.text == gallery.REMOVED]
+    assert sorted(ref.chat_id for ref in removals) == ["gallery", "gallery"]
+    assert len({ref.message_id for ref in removals}) == 2  # each post's own message
+    assert len(platform.to("gallery")) == 2  # nothing sent anew

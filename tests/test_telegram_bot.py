@@ -7,6 +7,7 @@ import asyncio
 from pydantic import SecretStr
 
 from core import commands
+from core.actor import Actor
 from core.app import Core
 from core.config import Settings
 from tests.fakes.telegram_api import Call, ChatInfo, FakeTelegramAPI, RunningBot, User, start_bot
@@ -198,3 +199,23 @@ async def test_a_forged_admin_button_is_refused_in_one_line_and_changes_nothing(
     shown, _ = await show(api, ALICE, photo)  # still there, and Alice may still post
     assert "a forged target" in shown.params["caption"] and "Hidden" not in shown.params["caption"]
     assert "a second one" in (await imagine(api, ALICE, "a second one")).params["caption"]
+
+
+async def test_a_hidden_posts_gallery_message_is_deleted_in_the_channel(
+    core: Core, settings: Settings, api: FakeTelegramAPI
+) -> None:
+    channel = ChatInfo(-100778, "channel", "Gallery")
+    api.chats[channel.id] = channel
+    running = await start_bot(core, settings, api, telegram_gallery_chat_id=str(channel.id))
+    try:
+        await imagine(api, ALICE, "a harbour to hide")
+        posted = await api.wait_for("sendPhoto", lambda c: c.chat_id == str(channel.id))
+        post_id = posted.result["caption"].split()[0].lstrip("#")
+        mark = len(api.calls)
+        # An admin hides it from the console (ADMINS names "admin" there).
+        await core.handle(Actor("console", "admin", chat_id="chat-admin"), f"/hide {post_id}")
+        core.outbox.wake()
+        deleted = await api.wait_for("deleteMessage", lambda c: c.chat_id == str(channel.id), after=mark)
+        assert deleted.params["message_id"] == str(posted.result["message_id"])
+    finally:
+        await running.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import audit, bans, people, posts, safety
+from core import audit, bans, gallery, people, posts, safety
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.params import Param, ParamType
@@ -26,6 +26,7 @@ async def hide(ctx: Context, post: int, reason: str | None) -> list[Reply]:
     require_admin(ctx)
     found = await posts.visible_post(ctx.session, post, ctx.person, admin=True)
     safety.hide(found)
+    await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
     await safety.resolve_reports(ctx.session, found.id)
     await audit.record(
         ctx.session,

@@ -75,6 +75,7 @@ async def delete(ctx: Context, post: int) -> list[Reply]:
     if found.author_id != ctx.person.id and not ctx.is_admin:
         raise UserError(f"#{found.id} is not yours to delete.")
     await safety.soft_delete(ctx.session, found)
+    await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
     if found.author_id != ctx.person.id:
         await audit.record(
             ctx.session, actor_id=ctx.person.id, action="delete", person_id=found.author_id, post_id=post

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import audit, posts, reports, safety
+from core import audit, gallery, posts, reports, safety
 from core.cards import plural, preview_line
 from core.commands.moderation import POST, REASON, require_admin
 from core.commands.registry import Context, command
@@ -21,6 +21,8 @@ async def report(ctx: Context, post: int, reason: str | None) -> list[Reply]:
     new = await reports.report(
         ctx.session, ctx.person, found, reason or "", settings.report_hide_threshold, settings.admin_list
     )
+    if found.status == REVIEW:
+        await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
     text = f"Thanks: an admin will look at #{found.id}." if new else f"You already reported #{found.id}."
     return [Reply(text=text, notice=ctx.via_button)]
 
@@ -68,6 +70,7 @@ async def remove(ctx: Context, post: int, reason: str | None) -> list[Reply]:
     require_admin(ctx)
     found = await posts.visible_post(ctx.session, post, ctx.person, admin=True)
     await safety.soft_delete(ctx.session, found)
+    await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
     await safety.resolve_reports(ctx.session, found.id)
     await audit.record(
         ctx.session,
