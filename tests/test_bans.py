@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core import bans
 from core.app import Core
+from core.merging import merge_people
 from core.models import GenerationJob, Person, utcnow
 from tests.fakes.platform import deliveries, person_id, set_person
 from tests.safety_support import audit_actions, in_feed, in_top, post_row
@@ -104,3 +105,19 @@ async def test_ban_and_unban_are_refused_to_non_admins_typed_or_pressed(chat: Ch
     async with chat.core.sessions() as session:
         victim = await session.scalar(select(Person).where(Person.handle == "victim"))
         assert victim is not None and victim.banned_until is None
+
+
+async def test_merging_a_banned_account_into_another_keeps_the_ban_and_holds_back_all_posts(chat: Chat) -> None:
+    core = chat.core
+    clean = await chat.post("older", "an older account's post")
+    await chat.say("newer", "/start")
+    await chat.say("admin", "/ban newer 7d evasion")
+    async with core.sessions() as session:
+        survivor = await session.scalar(select(Person).where(Person.handle == "older"))
+        absorbed = await session.scalar(select(Person).where(Person.handle == "newer"))
+        assert survivor is not None and absorbed is not None
+        await merge_people(session, survivor, absorbed)
+        await session.commit()
+    assert "banned until" in await chat.text("older", "/imagine a way around it")
+    row = await post_row(core, clean)
+    assert row is not None and row.status == "banned"
