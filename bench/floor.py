@@ -36,24 +36,25 @@ CARDS = (
     " LEFT JOIN posts pp ON pp.id = c.parent_id LEFT JOIN people pa ON pa.id = pp.author_id ORDER BY {order}"
 )
 _PAGE_COLUMNS = "id, author_id, prompt, image_path, parent_id, visibility, like_count"
-# Every followed person's public post ids from the covering ix_posts_author_visibility_id, the best page of them
+# Every followed person's public post ids from the covering ix_posts_author_shown_id, the best page of them
 # (a bounded sort of ids), then only the page's rows: SQLite's best plan here (core/feed/timeline.py).
 FEED_SQLITE = (
     f"WITH page AS (SELECT {_PAGE_COLUMNS} FROM posts WHERE id IN ("
     " SELECT q.id FROM posts q JOIN follows f ON f.followee_id = q.author_id"
-    " WHERE f.follower_id = $1 AND q.visibility = 'public' AND q.id < $2"
+    " WHERE f.follower_id = $1 AND q.visibility = 'public' AND q.status = 'visible' AND q.id < $2"
     f" ORDER BY q.id DESC LIMIT {PAGE_SIZE + 1})) "
 )
 # At most a page of each followed person's newest public posts, then a page of those (core/feed/timeline.py).
 FEED_POSTGRES = (
     f"WITH page AS (SELECT {', '.join('r.' + c for c in _PAGE_COLUMNS.split(', '))} FROM follows f"
     f" CROSS JOIN LATERAL (SELECT {_PAGE_COLUMNS} FROM posts WHERE author_id = f.followee_id"
-    f"  AND visibility = 'public' AND id < $2 ORDER BY id DESC LIMIT {PAGE_SIZE + 1}) r"
+    f"  AND visibility = 'public' AND status = 'visible' AND id < $2 ORDER BY id DESC LIMIT {PAGE_SIZE + 1}) r"
     f" WHERE f.follower_id = $1 ORDER BY r.id DESC LIMIT {PAGE_SIZE + 1}) "
 )
 # Walks ix_posts_hot downwards from the top; every post of the last day is above the floor of its score.
 TOP = (
-    f"WITH page AS (SELECT {_PAGE_COLUMNS}, hot FROM posts WHERE visibility = 'public' AND hot >= $2"
+    f"WITH page AS (SELECT {_PAGE_COLUMNS}, hot FROM posts WHERE visibility = 'public' AND status = 'visible'"
+    " AND author_private = false AND hot >= $2"
     " AND created_at >= $1 ORDER BY hot DESC, id DESC LIMIT 5) "
 )
 PROFILE = (

@@ -134,6 +134,7 @@ async def run_once(
             generation_per_person=concurrency,
             daily_quota=jobs,
             generation_cooldown_seconds=0,
+            rate_limit_burst=10**9,  # one person sends many commands here: measure them, not the limiter
         )
         core = await bootstrap(settings, backend=backend)
         try:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import commands, gallery, outbox, people, scheduler
+from core import bans, commands, gallery, outbox, people, scheduler
 from core.actor import Actor
 from core.config import Settings
 from core.db import Checkpointer, create_sessionmaker
@@ -32,6 +32,7 @@ from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
 from core.params import Values
+from core.ratelimit import RateLimiter, wait_line
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
@@ -90,6 +91,7 @@ class Core:
         self.outbox.add_renderer("digest", DigestRenderer(media))
         self.outbox.add_renderer("bestof", DigestRenderer(media))
         self.scheduler: scheduler.Scheduler | None = None
+        self.limiter = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute / 60)
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
             self.sessions,
@@ -190,9 +192,14 @@ class Core:
         try:
             async with self.sessions() as session:
                 person = await self._person(session, actor)
+                # Configured in ADMINS, or promoted by one of those with /admin add.
+                admin = self.settings.is_admin(person.handle, actor.platform_id) or person.promoted_admin
+                limited = None if admin else self._rate_limited(person.id, found.name, via_button, values_of)
+                if limited is not None:
+                    return [limited]
                 values = values_of()
-                admin = self.settings.is_admin(person.handle, actor.platform_id)
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
+                await bans.check(session, person, found.name)
                 replies = await found.handler(ctx, **values)
                 await session.commit()
             for effect in ctx.after_commit:
@@ -204,6 +211,19 @@ class Core:
         except Exception:
             log.exception("command /%s failed", found.name)
             return [Reply(text=OOPS, notice=via_button, error=True)]
+
+    def _rate_limited(
+        self, person_id: int, name: str, via_button: bool, values_of: Callable[[], Values]
+    ) -> Reply | None:
+        """The answer when this person is over their rate, or None. A press repeating their last
+        press of the same button is coalesced with it: acknowledged, neither run nor refused."""
+        repeated = via_button and self.limiter.repeated_press(person_id, f"{name} {values_of()}")
+        wait = self.limiter.take(person_id)
+        if wait == 0:
+            return None
+        if repeated:
+            return Reply(text="⏳ Got it.", notice=True)
+        return Reply(text=wait_line(wait), notice=via_button, error=True)
 
     async def _person(self, session: AsyncSession, actor: Actor) -> Person:
         """Find or create the person in the command's session. A new person or a changed identity is

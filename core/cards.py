@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from core.gen.media import MediaStore
 from core.models import Person, Post
 from core.replies import Button, Image, Reply
+from core.visibility import STATUS_NOTE
 
 PROMPT_PREVIEW = 60
 
@@ -52,6 +53,8 @@ def caption(view: PostView) -> str:
         lines.append(f"🔁 Remix of #{post.parent_id}{credit}")
     if not post.is_public:
         lines.append("🔒 Private: only you can see it")
+    if post.status in STATUS_NOTE:
+        lines.append(STATUS_NOTE[post.status])
     return "\n".join(lines)
 
 
@@ -63,7 +66,7 @@ def post_buttons(view: PostView) -> tuple[tuple[Button, ...], ...]:
             Button("🔁 Remix", f"remix {post.id}"),
             Button("🎲 Variation", f"vary {post.id}"),
         ),
-        (Button(f"➕ Follow @{view.author}", f"follow {view.author}"),),
+        (Button(f"➕ Follow @{view.author}", f"follow {view.author}"), Button("🚩 Report", f"report {post.id}")),
     )
 
 

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     gallery_refresh_seconds: float = Field(default=60.0, gt=0)  # like counts in galleries, at most this often
     scheduler_tick_seconds: float = Field(default=60.0, gt=0)
 
+    # Safety and operations
+    report_hide_threshold: int = Field(default=3, ge=1)  # different people's reports that hide a post
+    deleted_retention_days: int = Field(default=30, ge=0)  # a deleted post is kept this long for /restore
+    rate_limit_burst: int = Field(default=20, ge=1)  # commands a person may send at once
+    rate_limit_per_minute: float = Field(default=30.0, gt=0)  # and then this many a minute
+
     # Image generation
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None

@@ -17,6 +17,10 @@ from core.gen.media import MediaStore
 from core.messenger import MessageRef
 from core.models import Delivery, Post, utcnow
 from core.outbox import Outgoing
+from core.replies import Reply
+from core.visibility import VISIBLE
+
+REMOVED = "This post was removed."
 
 
 async def publish(session: AsyncSession, galleries: list[tuple[str, str]], post: Post) -> None:
@@ -56,6 +60,32 @@ async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]],
         )
 
 
+async def withdraw(session: AsyncSession, galleries: list[tuple[str, str]], post_id: int) -> None:
+    """The post left the public places: its gallery messages are deleted where the platform
+    allows, and elsewhere edited into a line saying so."""
+    keys = [f"gallery:{platform}:{chat_id}:{post_id}" for platform, chat_id in galleries]
+    if not keys:
+        return
+    sent = await session.execute(
+        select(Delivery.id, Delivery.platform, Delivery.chat_id, Delivery.sent_ref).where(
+            Delivery.key.in_(keys), Delivery.status == "sent", Delivery.sent_ref.is_not(None)
+        )
+    )
+    for delivery_id, platform, chat_id, ref in sent:
+        await outbox.add(
+            session,
+            key=f"gallerygone:{delivery_id}",
+            platform=platform,
+            chat_id=chat_id,
+            kind="post",
+            payload={"post": post_id, "ref": ref, "gone": True},
+        )
+
+
+def _listed(post: Post | None) -> bool:
+    return post is not None and post.is_public and post.status == VISIBLE and not post.author_private
+
+
 class PostRenderer:
     """Delivery payload {"post": id}, optionally with "ref": the post's card as it is now, sent, or
     edited into that message; nothing if the post is gone or private."""
@@ -65,7 +95,11 @@ class PostRenderer:
 
     async def render(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any]) -> Outgoing | None:
         post = await session.get(Post, payload["post"])
-        if post is None or not post.is_public:
+        if payload.get("gone"):
+            if _listed(post):  # restored before the removal went out
+                return None
+            return Outgoing(Reply(text=REMOVED), delete=MessageRef.decode(payload["ref"]))
+        if post is None or not _listed(post):
             return None
         [view] = await cards.views(session, [post])
         if "ref" in payload:

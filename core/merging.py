@@ -13,12 +13,16 @@ from datetime import datetime
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from core.db import rowcount
 from core.feed.ranking import hot_score
 from core.models import (
+    AuditEntry,
+    Block,
     Delivery,
     Follow,
+    FollowRequest,
     GenerationJob,
     Identity,
     Like,
@@ -26,7 +30,9 @@ from core.models import (
     Notification,
     Person,
     Post,
+    Report,
 )
+from core.visibility import BANNED, VISIBLE
 
 # Every column that refers to a person, and so every one a merge must move. A test holds this list
 # against the models' foreign keys, so a new table cannot be forgotten here.
@@ -41,6 +47,13 @@ PERSON_COLUMNS = (
     ModerationRefusal.person_id,
     Notification.recipient_id,
     Notification.actor_id,
+    AuditEntry.actor_id,
+    AuditEntry.target_person_id,
+    Report.reporter_id,
+    Block.blocker_id,
+    Block.blocked_id,
+    FollowRequest.follower_id,
+    FollowRequest.followee_id,
 )
 # Column kinds of notifications that are news once per (recipient, actor, post); remixes are each new.
 ONCE_PER_ACTOR = ("follow", "like")
@@ -66,9 +79,23 @@ async def merge_people(session: AsyncSession, survivor: Person, absorbed: Person
     await _merge_notifications(session, keep, gone)
     await _merge_digest_keys(session, keep, gone)
     moved_posts = await session.execute(update(Post).where(Post.author_id == gone).values(author_id=keep))
-    for column in (Identity.person_id, GenerationJob.person_id, Delivery.person_id, ModerationRefusal.person_id):
+    for column in (
+        Identity.person_id,
+        GenerationJob.person_id,
+        Delivery.person_id,
+        ModerationRefusal.person_id,
+        AuditEntry.actor_id,
+        AuditEntry.target_person_id,
+    ):
         await session.execute(update(column.class_).where(column == gone).values({column.key: keep}))
+    await _merge_reports(session, keep, gone)
+    await _merge_pairs(session, Block.blocker_id, Block.blocked_id, keep, gone)
+    await _merge_pairs(session, FollowRequest.follower_id, FollowRequest.followee_id, keep, gone)
     _merge_preferences(survivor, absorbed)
+    _merge_safety(survivor, absorbed)
+    await session.execute(update(Post).where(Post.author_id == keep).values(author_private=survivor.private))
+    if survivor.banned_until is not None:
+        await session.execute(update(Post).where(Post.author_id == keep, Post.status == VISIBLE).values(status=BANNED))
     await session.execute(delete(Person).where(Person.id == gone))
     await session.flush()
     return MergeStats(rowcount(moved_posts), likes_dropped, follows_dropped)
@@ -141,6 +168,37 @@ async def _merge_digest_keys(session: AsyncSession, keep: int, gone: int) -> Non
         renamed = f"digest:{keep}:{key.removeprefix(f'digest:{gone}:')}"
         if await session.scalar(select(Delivery.id).where(Delivery.key == renamed)) is None:
             await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(key=renamed))
+
+
+async def _merge_reports(session: AsyncSession, keep: int, gone: int) -> None:
+    """One report per person per post, also after a merge."""
+    both = select(Report.post_id).where(Report.reporter_id == keep)
+    await session.execute(delete(Report).where(Report.reporter_id == gone, Report.post_id.in_(both)))
+    await session.execute(update(Report).where(Report.reporter_id == gone).values(reporter_id=keep))
+
+
+async def _merge_pairs(
+    session: AsyncSession, first: InstrumentedAttribute[int], second: InstrumentedAttribute[int], keep: int, gone: int
+) -> None:
+    """A (first, second) pair table (blocks, follow requests): pairs between the two accounts go,
+    duplicates go, the rest move to the survivor."""
+    model = first.class_
+    between = or_(and_(first == keep, second == gone), and_(first == gone, second == keep))
+    await session.execute(delete(model).where(between))
+    for mine, other in ((first, second), (second, first)):
+        kept = select(other).where(mine == keep)
+        await session.execute(delete(model).where(mine == gone, other.in_(kept)))
+        await session.execute(update(model).where(mine == gone).values({mine.key: keep}))
+
+
+def _merge_safety(survivor: Person, absorbed: Person) -> None:
+    """A link must not lift a ban nor open a private profile: the stricter of the two holds."""
+    survivor.promoted_admin = survivor.promoted_admin or absorbed.promoted_admin
+    survivor.private = survivor.private or absorbed.private
+    if absorbed.banned_until is not None and (
+        survivor.banned_until is None or absorbed.banned_until > survivor.banned_until
+    ):
+        survivor.banned_until, survivor.ban_reason = absorbed.banned_until, absorbed.ban_reason
 
 
 def _merge_preferences(survivor: Person, absorbed: Person) -> None:

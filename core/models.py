@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -78,6 +79,11 @@ class Person(Base):
     notify_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Safety (core.safety): promoted by a configured admin with /admin add; a private profile; a ban.
+    promoted_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    banned_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ban_reason: Mapped[str | None] = mapped_column(String(255))
 
 
 class Identity(Base):
@@ -112,7 +118,7 @@ class Post(Base):
         # Profile pages and the feed walk one author's posts newest first.
         Index("ix_posts_author_id_id", "author_id", "id"),
         # The feed's walk over followed people's public posts, from the index alone (migration 0010_speed).
-        Index("ix_posts_author_visibility_id", "author_id", "visibility", "id"),
+        Index("ix_posts_author_shown_id", "author_id", "visibility", "status", "id"),
         # /top walks the hot score downwards and stops after a page.
         Index("ix_posts_hot", "hot"),
         Index("ix_posts_parent_id", "parent_id"),
@@ -140,6 +146,12 @@ class Post(Base):
     # Time-decayed popularity that does not depend on "now" (see core.feed.ranking), so it can be indexed.
     hot: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Moderation state (core.visibility): visible, review (reported), hidden (by an admin), banned
+    # (its author is), deleted (kept until the purge). Public listings read only `visible` rows.
+    status: Mapped[str] = mapped_column(String(16), default="visible", server_default="visible")
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # A copy of the author's private-profile flag, so that /top and galleries filter on the post alone.
+    author_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def is_public(self) -> bool:
@@ -270,4 +282,55 @@ class LinkGuess(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     identity_id: Mapped[int] = mapped_column(BigId, ForeignKey("identities.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """An admin action, a report decision, a ban or a moderation refusal: who, what, when, why.
+    Never purged."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target_person_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    # No foreign key: the entry outlives the post's purge.
+    target_post_id: Mapped[int | None] = mapped_column(BigId)
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Report(Base):
+    """One person's report of one post (one per person per post)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_resolved_post", "resolved_at", "post_id"),)
+
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    reporter_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Block(Base):
+    __tablename__ = "blocks"
+    __table_args__ = (Index("ix_blocks_blocked_blocker", "blocked_id", "blocker_id"),)
+
+    blocker_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    blocked_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FollowRequest(Base):
+    """A request to follow a private profile, waiting for its owner's approval."""
+
+    __tablename__ = "follow_requests"
+    __table_args__ = (Index("ix_follow_requests_followee", "followee_id", "follower_id"),)
+
+    follower_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    followee_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -63,6 +63,8 @@ class Outgoing:
     reply: Reply
     edit: MessageRef | None = None  # edit this message instead of sending a new one
     or_send: bool = False  # if the message to edit is gone, send the reply as a new message instead
+    # Delete this message where the messenger can (it has a `delete`); elsewhere `reply` is edited into it.
+    delete: MessageRef | None = None
 
 
 class Renderer(Protocol):
@@ -402,6 +404,14 @@ class Outbox:
         if not hooked and not await on_wire():
             raise CalledOff("the claim lapsed")
         extra: dict[str, Any] = {"on_wire": on_wire} if hooked else {}
+        if outgoing.delete is not None:
+            deleter = getattr(messenger, "delete", None)
+            if deleter is None:
+                return await messenger.edit(outgoing.delete, outgoing.reply, **extra)
+            if hooked and not await on_wire():  # delete() takes no on_wire: the row turns sending here
+                raise CalledOff("the claim lapsed")
+            await deleter(outgoing.delete)
+            return outgoing.delete
         if outgoing.edit is None:
             return await messenger.send(delivery.chat_id, outgoing.reply, **extra)
         try:

@@ -6,6 +6,7 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from core import visibility as rule
 from core.db import insert_ignore, rowcount
 from core.errors import UserError
 from core.feed.ranking import hot_score
@@ -21,13 +22,11 @@ def parse_post_id(raw: str) -> int:
     return int(value)
 
 
-async def visible_post(session: AsyncSession, post_id: int, viewer: Person | None, *, admin: bool = False) -> Post:
-    """A post the viewer may see: public ones, their own private ones, and (for admins) any."""
-    post = await session.get(Post, post_id)
-    own = post is not None and viewer is not None and viewer.id == post.author_id
-    if post is None or not (post.is_public or own or admin):
-        raise UserError(f"There is no post #{post_id}.")
-    return post
+async def visible_post(
+    session: AsyncSession, post_id: int, viewer: Person | None, *, admin: bool = False, deleted: bool = False
+) -> Post:
+    """A post the viewer may see (see core.visibility): the one rule for every lookup by number."""
+    return await rule.visible_post(session, post_id, viewer, admin=admin, deleted=deleted)
 
 
 async def create_post(
@@ -53,6 +52,9 @@ async def create_post(
         model=image.model,
         parent_id=parent.id if parent else None,
         visibility=visibility,
+        author_private=author.private,
+        # A generation that was running when its author was banned is held back with the rest.
+        status=rule.BANNED if author.banned_until is not None and author.banned_until > created else rule.VISIBLE,
         like_count=0,
         remix_count=0,
         hot=hot_score(0, created),
@@ -65,10 +67,11 @@ async def create_post(
     return post
 
 
-async def delete_post(session: AsyncSession, post: Post) -> bool:
-    """Deletes the post; returns whether its image file is now unused and may be removed."""
+async def delete_post(session: AsyncSession, post: Post, *, adjust_parent: bool = True) -> bool:
+    """Deletes the post for good; returns whether its image file is now unused and may be removed.
+    `adjust_parent` False: the soft deletion (core.safety) already lowered the parent's remix count."""
     path = post.image_path
-    if post.parent_id is not None:
+    if adjust_parent and post.parent_id is not None:
         await session.execute(
             update(Post).where(Post.id == post.parent_id, Post.remix_count > 0).values(remix_count=Post.remix_count - 1)
         )
@@ -116,16 +119,14 @@ async def _like_as_it_stands(session: AsyncSession, person: Person, post: Post) 
 
 
 async def author_stats(session: AsyncSession, person_id: int, *, include_private: bool = False) -> tuple[int, int]:
-    """(posts, likes received) over the person's public posts, or all of them for their own profile."""
+    """(posts, likes received) over the posts others see, or all not deleted ones for their own profile."""
     query = select(func.count(), func.coalesce(func.sum(Post.like_count), 0)).where(Post.author_id == person_id)
-    if not include_private:
-        query = query.where(Post.visibility == "public")
+    query = query.where(Post.status != rule.DELETED if include_private else rule.shown())
     row = (await session.execute(query)).one()
     return int(row[0]), int(row[1])
 
 
 async def latest_posts(session: AsyncSession, person_id: int, *, include_private: bool, limit: int = 5) -> list[Post]:
     query = select(Post).where(Post.author_id == person_id)
-    if not include_private:
-        query = query.where(Post.visibility == "public")
+    query = query.where(Post.status != rule.DELETED if include_private else rule.shown())
     return list(await session.scalars(query.order_by(Post.id.desc()).limit(limit)))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
 
-from core import gallery, outbox
+from core import bans, gallery, outbox, safety
 from core.feed import digest, notifications
 from core.models import Delivery, Notification, utcnow
 
@@ -73,6 +73,17 @@ async def prune(core: Core) -> None:
         await session.commit()
 
 
+async def purge_deleted(core: Core) -> None:
+    """Deleted posts past DELETED_RETENTION_DAYS go for good, files too; the audit trail stays."""
+    count = await safety.purge(core.sessions, core.media, utcnow(), core.settings.deleted_retention_days)
+    if count:
+        log.info("purged %d deleted posts", count)
+
+
+async def end_bans(core: Core) -> None:
+    await bans.lift_expired(core.sessions, utcnow())
+
+
 def _guarded(
     name: str, job: Callable[[Core], Awaitable[None]], core: Core, scheduler: Scheduler
 ) -> Callable[[], Awaitable[None]]:
@@ -96,7 +107,7 @@ def _guarded(
 def build(core: Core) -> Scheduler:
     scheduler = Scheduler()
     tick = core.settings.scheduler_tick_seconds
-    jobs = {"digests": digest_tick, "notifications": notification_tick, "best-of": best_of_tick}
+    jobs = {"digests": digest_tick, "notifications": notification_tick, "best-of": best_of_tick, "bans": end_bans}
     for name, job in jobs.items():
         scheduler.add_job(
             _guarded(name, job, core, scheduler),
@@ -110,5 +121,8 @@ def build(core: Core) -> Scheduler:
         )
     scheduler.add_job(
         _guarded("prune", prune, core, scheduler), "interval", hours=6, id="prune", name="prune", coalesce=True
+    )
+    scheduler.add_job(
+        _guarded("purge", purge_deleted, core, scheduler), "interval", hours=1, id="purge", name="purge", coalesce=True
     )
     return scheduler

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db import insert_ignore, rowcount
 from core.errors import UserError
 from core.models import Follow, Person
+from core.visibility import blocked_between
 
 LIST_LIMIT = 50
 
@@ -16,6 +17,9 @@ async def follow(session: AsyncSession, follower: Person, followee: Person) -> b
     """Returns False when already following."""
     if follower.id == followee.id:
         raise UserError("You can't follow yourself.")
+    if await blocked_between(session, follower.id, followee.id):
+        # The same line whoever blocked whom: nobody learns that they were blocked.
+        raise UserError(f"You can't follow @{followee.handle}.")
     result = await session.execute(insert_ignore(session, Follow, follower_id=follower.id, followee_id=followee.id))
     return rowcount(result) == 1
 

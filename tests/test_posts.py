@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from core import safety
 from core.feed.ranking import hot_score
-from core.models import GenerationJob, Like, Post
+from core.models import GenerationJob, Like, Post, utcnow
 from core.replies import MAX_ACTION_BYTES, Reply
 from tests.support import Chat, actor
+
+
+async def purged(chat: Chat) -> None:
+    """Run the purge as if the retention period had passed."""
+    days = chat.core.settings.deleted_retention_days
+    await safety.purge(chat.core.sessions, chat.core.media, utcnow() + timedelta(days=days + 1), days)
 
 
 def media_files(media_dir: Path) -> list[Path]:
@@ -64,7 +72,13 @@ async def test_imagine_makes_a_post_with_its_image_caption_and_buttons(chat: Cha
     assert media_files(media_dir) == [path]
     assert f"#{post_id}" in reply.text and "@alice" in reply.text and "a red fox in the snow" in reply.text
     assert reply.image.caption == reply.text
-    assert actions(reply) == [f"like {post_id}", f"remix {post_id}", f"vary {post_id}", "follow alice"]
+    assert actions(reply) == [
+        f"like {post_id}",
+        f"remix {post_id}",
+        f"vary {post_id}",
+        "follow alice",
+        f"report {post_id}",
+    ]
     assert all(len(a.encode()) <= MAX_ACTION_BYTES for a in actions(reply))
     stored = await row(chat, post_id)
     assert stored is not None and stored.prompt == "a red fox in the snow"
@@ -294,6 +308,8 @@ async def test_author_deletes_a_post_and_its_image_goes(chat: Chat, media_dir: P
     post_id = await chat.post("alice")
     path = (await card(chat, "alice", post_id)).image.path  # type: ignore[union-attr]
     assert f"Deleted #{post_id}" in await chat.text("alice", f"/delete #{post_id}")
+    assert "was deleted" in await chat.text("alice", f"/post {post_id}")
+    await purged(chat)
     assert await row(chat, post_id) is None
     assert not path.exists()
     assert media_files(media_dir) == []
@@ -305,7 +321,8 @@ async def test_others_cannot_delete_but_an_admin_can(chat: Chat) -> None:
     assert "not yours" in await chat.text("bob", f"/delete {post_id}")
     assert await row(chat, post_id) is not None
     assert f"Deleted #{post_id}" in await chat.text("admin", f"/delete {post_id}")
-    assert await row(chat, post_id) is None
+    deleted = await row(chat, post_id)
+    assert deleted is not None and deleted.status == "deleted"
 
 
 async def test_a_shared_image_file_stays_until_its_last_post_is_deleted(chat: Chat) -> None:
@@ -314,8 +331,10 @@ async def test_a_shared_image_file_stays_until_its_last_post_is_deleted(chat: Ch
     path = (await card(chat, "alice", first)).image.path  # type: ignore[union-attr]
     assert path == (await card(chat, "alice", second)).image.path  # type: ignore[union-attr]
     await chat.say("alice", f"/delete {first}")
+    await purged(chat)
     assert path.exists()
     await chat.say("alice", f"/delete {second}")
+    await purged(chat)
     assert not path.exists()
 
 
@@ -325,6 +344,7 @@ async def test_deleting_a_parent_keeps_its_remix_and_drops_its_likes(chat: Chat)
     await chat.say("carol", f"/like {parent}")
     await chat.say("carol", f"/like {remix}")
     await chat.say("alice", f"/delete {parent}")
+    await purged(chat)
     kept = await row(chat, remix)
     assert kept is not None and kept.parent_id is None
     async with chat.core.sessions() as session:
@@ -339,6 +359,9 @@ async def test_deleting_a_remix_lowers_its_parents_remix_count(chat: Chat) -> No
     original = await row(chat, parent)
     assert original is not None and original.remix_count == 1
     await chat.say("bob", f"/delete {remix}")
+    original = await row(chat, parent)
+    assert original is not None and original.remix_count == 0
+    await purged(chat)  # counted once, not again when the row goes
     original = await row(chat, parent)
     assert original is not None and original.remix_count == 0
 

@@ -66,7 +66,7 @@ async def test_the_feed_sorts_post_ids_from_the_index_alone(quiet: Core) -> None
     [plan] = await plans_of(quiet, "/feed", "JOIN follows")
     # Only the page's rows are read (by primary key); the walk over candidates never touches a row.
     assert "SEARCH posts USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
-    assert "SEARCH posts USING COVERING INDEX ix_posts_author_visibility_id (author_id=? AND visibility=?)" in plan, (
-        plan
-    )
+    assert (
+        "SEARCH posts USING COVERING INDEX ix_posts_author_shown_id (author_id=? AND visibility=? AND status=?)" in plan
+    ), plan
     assert "ix_posts_author_id_id" not in plan, plan

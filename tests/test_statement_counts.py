@@ -91,12 +91,12 @@ async def statements_of(core: Core, call: str) -> int:
 EXPECTED = {
     "/feed": 3,
     "feed before {older}": 3,
-    "/profile @author0": 6,
+    "/profile @author0": 7,  # +1: whether a block stands between the two (core.visibility)
     "/top": 3,
-    "like {post}": 7,
+    "like {post}": 8,  # +1: the block check of the post lookup
     "/unfollow author1": 4,
-    "follow author1": 4,
-    "/post {post}": 3,
+    "follow author1": 5,  # +1: the block check
+    "/post {post}": 4,  # +1: the block check of the post lookup
 }
 
 

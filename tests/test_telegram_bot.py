@@ -7,6 +7,7 @@ import asyncio
 from pydantic import SecretStr
 
 from core import commands
+from core.actor import Actor
 from core.app import Core
 from core.config import Settings
 from tests.fakes.telegram_api import Call, ChatInfo, FakeTelegramAPI, RunningBot, User, start_bot
@@ -46,7 +47,14 @@ async def test_imagine_shows_progress_that_ends_as_the_photo_post_with_its_keybo
     assert "a red fox in the snow" in photo.params["caption"]
     assert photo.files["photo"][:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"RIFF")
     post_id = photo.result["caption"].split()[0].lstrip("#")
-    assert photo.button_actions == [f"like {post_id}", f"remix {post_id}", f"vary {post_id}", "follow alice"]
+    # The report button sits on every card, Telegram's too.
+    assert photo.button_actions == [
+        f"like {post_id}",
+        f"remix {post_id}",
+        f"vary {post_id}",
+        "follow alice",
+        f"report {post_id}",
+    ]
     # The progress message came first and is deleted: the chat ends with the photo post alone.
     [progress] = api.calls_of("sendMessage", ALICE.id)
     assert "a red fox in the snow" in progress.params["text"]
@@ -177,3 +185,37 @@ async def test_long_polling_asks_for_a_whole_number_of_seconds(bot: RunningBot, 
     # The Bot API types getUpdates' timeout as Integer; the float setting (1.0 s here) went out as "1.0".
     polled = await api.wait_for("getUpdates", lambda c: c.params.get("timeout") not in (None, "0"))
     assert polled.params["timeout"] == "1"
+
+
+async def test_a_forged_admin_button_is_refused_in_one_line_and_changes_nothing(
+    bot: RunningBot, api: FakeTelegramAPI
+) -> None:
+    photo, post_id = await show(api, BOB, await imagine(api, ALICE, "a forged target"))
+    for forged in (f"hide {post_id}", f"remove {post_id}", "ban alice"):
+        mark = len(api.calls)
+        api.press(BOB, photo.result, forged)  # callback data Bob wrote himself, not a button we sent
+        answered = await api.wait_for("answerCallbackQuery", after=mark)
+        assert answered.params["text"] == "Only admins can do that.", forged
+    shown, _ = await show(api, ALICE, photo)  # still there, and Alice may still post
+    assert "a forged target" in shown.params["caption"] and "Hidden" not in shown.params["caption"]
+    assert "a second one" in (await imagine(api, ALICE, "a second one")).params["caption"]
+
+
+async def test_a_hidden_posts_gallery_message_is_deleted_in_the_channel(
+    core: Core, settings: Settings, api: FakeTelegramAPI
+) -> None:
+    channel = ChatInfo(-100778, "channel", "Gallery")
+    api.chats[channel.id] = channel
+    running = await start_bot(core, settings, api, telegram_gallery_chat_id=str(channel.id))
+    try:
+        await imagine(api, ALICE, "a harbour to hide")
+        posted = await api.wait_for("sendPhoto", lambda c: c.chat_id == str(channel.id))
+        post_id = posted.result["caption"].split()[0].lstrip("#")
+        mark = len(api.calls)
+        # An admin hides it from the console (ADMINS names "admin" there).
+        await core.handle(Actor("console", "admin", chat_id="chat-admin"), f"/hide {post_id}")
+        core.outbox.wake()
+        deleted = await api.wait_for("deleteMessage", lambda c: c.chat_id == str(channel.id), after=mark)
+        assert deleted.params["message_id"] == str(posted.result["message_id"])
+    finally:
+        await running.close()

@@ -2,6 +2,7 @@
 
 # Import order is the order of /help.
 from core.commands import account, linking, posts, generation, follows, feeds, preferences  # noqa: F401  # isort: skip
+from core.commands import privacy, blocks, reports, moderation, admin  # noqa: F401  # isort: skip
 from core.commands.registry import COMMANDS, Command, Context, listed
 
 __all__ = ["COMMANDS", "Command", "Context", "listed"]

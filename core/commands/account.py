@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import linking, people, posts, social
+from core import linking, people, posts, social, visibility
 from core.cards import plural, preview_line
 from core.commands.registry import COMMANDS, Command, Context, command, listed
 from core.errors import UserError
@@ -87,16 +87,19 @@ async def profile(ctx: Context, handle: str | None) -> list[Reply]:
 
 async def profile_reply(ctx: Context, person: Person) -> Reply:
     own = person.id == ctx.person.id
+    open_to_viewer = await visibility.sees_profile_posts(ctx.session, person, ctx.person, admin=ctx.is_admin)
     post_count, likes = await posts.author_stats(ctx.session, person.id, include_private=own)
     followers, following = await social.follow_counts(ctx.session, person.id)
-    latest = await posts.latest_posts(ctx.session, person.id, include_private=own)
+    latest = await posts.latest_posts(ctx.session, person.id, include_private=own) if open_to_viewer else []
     lines = [f"{person.display_name} (@{person.handle})"]
     if person.bio:
         lines.append(person.bio)
     counts = (plural(post_count, "post"), plural(followers, "follower"), f"{following} following")
     lines.append(" · ".join(counts) + f" · {plural(likes, 'like')} received")
     lines.append("On: " + ", ".join(linking.platform_name(p) for p in await linking.platforms(ctx.session, person.id)))
-    if latest:
+    if not open_to_viewer:
+        lines.append("🔒 This profile is private: its posts are for the people it accepted as followers.")
+    elif latest:
         lines.append("Latest:")
         lines.extend(preview_line(p) for p in latest)
     else:

@@ -44,7 +44,7 @@ async def feed(ctx: Context, direction: str | None, post: int | None) -> list[Re
 
 @command("top", "the most liked posts of the last 24 hours")
 async def top(ctx: Context) -> list[Reply]:
-    posts = await top_posts(ctx.session)
+    posts = await top_posts(ctx.session, viewer_id=ctx.person.id)
     if not posts:
         return [Reply(text="Nothing posted in the last 24 hours yet. Be the first: /imagine <prompt>")]
     return [cards.card(view, ctx.core.media) for view in await cards.views(ctx.session, posts)]

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from core import audit
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.gen import jobs
@@ -44,6 +45,10 @@ async def _moderate(ctx: Context, prompt: str) -> None:
             ModerationRefusal(
                 person_id=ctx.person.id, prompt=prompt, reason=verdict.reason[:255], source=verdict.source
             )
+        )
+        # The audit trail names the refusal too (the prompt itself stays in moderation_refusals).
+        await audit.record(
+            session, actor_id=None, action="refused prompt", person_id=ctx.person.id, reason=verdict.reason
         )
         await session.commit()
     raise UserError(verdict.reason)

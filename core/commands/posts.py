@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import cards, gallery, posts
+from core import audit, cards, gallery, posts, safety
 from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
@@ -74,7 +74,10 @@ async def delete(ctx: Context, post: int) -> list[Reply]:
     found = await posts.visible_post(ctx.session, post, ctx.person, admin=ctx.is_admin)
     if found.author_id != ctx.person.id and not ctx.is_admin:
         raise UserError(f"#{found.id} is not yours to delete.")
-    path = found.image_path
-    if await posts.delete_post(ctx.session, found):
-        ctx.after_commit.append(lambda: ctx.core.media.delete(path))
+    await safety.soft_delete(ctx.session, found)
+    await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
+    if found.author_id != ctx.person.id:
+        await audit.record(
+            ctx.session, actor_id=ctx.person.id, action="delete", person_id=found.author_id, post_id=post
+        )
     return [Reply(text=f"Deleted #{post}.")]

@@ -24,6 +24,7 @@ from core.db import insert_ignore_many
 from core.feed.localtime import digest_due
 from core.feed.targets import Target, reachable_targets
 from core.models import Delivery, Follow, Person, Post, utcnow
+from core.visibility import blocked_sets, listed, shown
 
 WINDOW = timedelta(hours=24)
 CHUNK = 1000
@@ -48,7 +49,7 @@ async def trending(session: AsyncSession, since: datetime, limit: int = TRENDING
     """(post id, author id) of the hottest public posts since `since`."""
     rows = await session.execute(
         select(Post.id, Post.author_id)
-        .where(Post.visibility == "public", Post.created_at >= since)
+        .where(listed(), Post.created_at >= since)
         .order_by(Post.hot.desc(), Post.id.desc())
         .limit(limit)
     )
@@ -80,7 +81,7 @@ async def followed_picks(
             # Every post since `since` has an id from `first` on: each author's walk starts at the last day.
             Post.id >= first,
             Post.created_at >= since,
-            Post.visibility == "public",
+            shown(),
         )
         .subquery()
     )
@@ -95,13 +96,16 @@ async def followed_picks(
     return picks
 
 
-def top_up(picks: list[int], pool: list[tuple[int, int]], person_id: int, size: int) -> list[int]:
-    """Fill up to `size` with trending posts the person did not make and does not already have."""
+def top_up(
+    picks: list[int], pool: list[tuple[int, int]], person_id: int, size: int, blocked: set[int] | None = None
+) -> list[int]:
+    """Fill up to `size` with trending posts the person did not make, does not already have, and
+    whose authors are not on the other side of a block with them."""
     chosen = list(picks)
     for post_id, author_id in pool:
         if len(chosen) >= size:
             break
-        if author_id != person_id and post_id not in chosen:
+        if author_id != person_id and post_id not in chosen and author_id not in (blocked or ()):
             chosen.append(post_id)
     return chosen
 
@@ -196,9 +200,10 @@ async def _compose_group(
             after = ids[-1]
             targets = await reachable_targets(session, ids)
             picks = await followed_picks(session, ids, now - WINDOW, settings.digest_size)
+            blocks = await blocked_sets(session, ids)
             rows = []
             for person_id in ids:
-                posts = top_up(picks.get(person_id, []), pool, person_id, settings.digest_size)
+                posts = top_up(picks.get(person_id, []), pool, person_id, settings.digest_size, blocks.get(person_id))
                 rows.append(_row(person_id, day, targets.get(person_id), posts))
                 stats.empty += not posts
                 stats.unreachable += bool(posts) and person_id not in targets

@@ -16,6 +16,7 @@ from core.messenger import MessageRef
 from core.models import Delivery, Follow, Post
 from core.outbox import Outgoing, reachable
 from core.replies import Button, Image, Reply
+from core.visibility import VISIBLE
 
 BUTTONS_PER_ROW = 3
 TRENDING_MARK = "🔥 "
@@ -23,7 +24,8 @@ TRENDING_MARK = "🔥 "
 
 async def visible_views(session: AsyncSession, post_ids: list[int]) -> list[cards.PostView]:
     posts = {p.id: p for p in await session.scalars(select(Post).where(Post.id.in_(post_ids)))}
-    ordered = [posts[i] for i in post_ids if i in posts and posts[i].is_public]
+    # Composed hours earlier, perhaps: a post hidden or deleted since then is left out now.
+    ordered = [posts[i] for i in post_ids if i in posts and posts[i].is_public and posts[i].status == VISIBLE]
     return await cards.views(session, ordered)
 
 

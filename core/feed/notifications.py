@@ -74,6 +74,12 @@ def summarise(events: list[Event]) -> list[str]:
             lines.append(f"{who} followed you")
         elif kind == "like":
             lines.append(f"{who} liked #{post_id}")
+        elif kind == "report":
+            lines.append(f"🚩 {who} reported #{post_id}")
+        elif kind == "request":
+            lines.append(f"{who} asked to follow you")
+        elif kind == "accepted":
+            lines.append(f"{who} accepted your follow request")
         else:
             lines.append(f"{who} remixed #{post_id}")
     return lines
@@ -147,6 +153,8 @@ async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[P
                 continue  # another pass told them since we looked; what is left waits for the next turn
             lines = summarise([event for _, event in pending])
             post_ids = list(dict.fromkeys(e.post_id for _, e in pending if e.post_id is not None))[:3]
+            reported = list(dict.fromkeys(e.post_id for _, e in pending if e.kind == "report" and e.post_id))[:5]
+            asking = list(dict.fromkeys(e.actor for _, e in pending if e.kind == "request"))[:5]
             await outbox.add(
                 session,
                 key=f"notify:{person.id}:{pending[-1][0]}",
@@ -155,7 +163,9 @@ async def _batch_chunk(session: AsyncSession, settings: Settings, people: list[P
                 kind="text",
                 payload={
                     "text": "🔔 " + "\n🔔 ".join(lines),
-                    "buttons": [[[f"#{post_id}", f"post {post_id}"] for post_id in post_ids]] if post_ids else [],
+                    "buttons": ([[[f"#{post_id}", f"post {post_id}"] for post_id in post_ids]] if post_ids else [])
+                    + [[[f"✅ Keep #{p}", f"keep {p}"], [f"🗑 Remove #{p}", f"remove {p}"]] for p in reported]
+                    + [[[f"✅ Approve @{h}", f"approve {h}"], [f"✖ Decline @{h}", f"decline {h}"]] for h in asking],
                 },
                 person_id=person.id,
             )

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Post, utcnow
+from core.visibility import listed, not_blocked
 
 DOUBLING_HOURS = 4.0
 EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z, keeps the numbers small
@@ -24,15 +25,15 @@ def hot_score(like_count: int, created_at: datetime) -> float:
     return math.log2(like_count + 1) + age_units
 
 
-async def top_posts(session: AsyncSession, *, window: timedelta = timedelta(hours=24), limit: int = 5) -> list[Post]:
+async def top_posts(
+    session: AsyncSession, *, window: timedelta = timedelta(hours=24), limit: int = 5, viewer_id: int | None = None
+) -> list[Post]:
     since = utcnow() - window
     # Every post of the window scores at least hot_score(0, since): saying so bounds the walk down ix_posts_hot,
     # which SQLite then takes over ix_posts_created_at (sorting the day's ~33k posts) and which stops
     # at once on a day without posts instead of reading the whole index.
-    rows = await session.scalars(
-        select(Post)
-        .where(Post.visibility == "public", Post.created_at >= since, Post.hot >= hot_score(0, since))
-        .order_by(Post.hot.desc(), Post.id.desc())
-        .limit(limit)
-    )
+    query = select(Post).where(listed(), Post.created_at >= since, Post.hot >= hot_score(0, since))
+    if viewer_id is not None:
+        query = query.where(not_blocked(viewer_id))
+    rows = await session.scalars(query.order_by(Post.hot.desc(), Post.id.desc()).limit(limit))
     return list(rows)

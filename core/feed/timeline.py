@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.models import Follow, Post
+from core.visibility import shown
 
 PAGE_SIZE = 5
 
@@ -48,16 +49,16 @@ async def feed_page(
 def _followed(
     person_id: int, bound: ColumnElement[bool], newest_first: bool, limit: int, postgres: bool
 ) -> Select[Post]:
-    """Public posts of the people `person_id` follows, within `bound`, in id order, at most `limit`."""
+    """Shown posts (core.visibility) of the people `person_id` follows, within `bound`, in id order, at most `limit`."""
     order = Post.id.desc() if newest_first else Post.id.asc()
     if not postgres:
-        # SQLite reads every followed person's public post ids from ix_posts_author_visibility_id alone and keeps the
+        # SQLite reads every followed person's shown post ids from ix_posts_author_shown_id alone and keeps the
         # best `limit` (a bounded sort of ids); only the page's rows are then read. Selecting whole posts in the
         # join made it read every candidate's row before sorting (7 ms for someone following 415 busy people).
         ids = (
             select(Post.id)
             .join(Follow, Follow.followee_id == Post.author_id)
-            .where(Follow.follower_id == person_id, Post.visibility == "public", bound)
+            .where(Follow.follower_id == person_id, shown(), bound)
             .order_by(order)
             .limit(limit)
         )
@@ -67,7 +68,7 @@ def _followed(
     # At most `limit` posts per followed person, then the first `limit` of those, costs a few index probes each.
     recent = (
         select(Post)
-        .where(Post.author_id == Follow.followee_id, Post.visibility == "public", bound)
+        .where(Post.author_id == Follow.followee_id, shown(), bound)
         .order_by(order)
         .limit(limit)
         .lateral("recent")
