@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     gallery_best_of_time: str = "20:00"  # in DEFAULT_TIMEZONE
     gallery_refresh_seconds: float = Field(default=60.0, gt=0)  # like counts in galleries, at most this often
     scheduler_tick_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)  # each process's row in `python -m bots status`
 
     # Image generation
     openai_api_key: SecretStr | None = None
@@ -68,6 +69,8 @@ class Settings(BaseSettings):
     generation_concurrency: int = Field(default=4, ge=1, le=256)
     generation_per_person: int = Field(default=2, ge=1)
     generation_max_attempts: int = Field(default=5, ge=1)
+    # A running job's lease: renewed every third of it; a job not renewed this long is taken over.
+    generation_lease_seconds: float = Field(default=30.0, ge=1)
     blocklist: Annotated[tuple[str, ...], NoDecode] = ()
     # Prompt moderation with OpenAI's moderations endpoint (only when an API key is set).
     openai_moderation: bool = True
