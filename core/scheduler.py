@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
 
-from core import gallery, outbox
+from core import gallery, outbox, seen
 from core.feed import digest, notifications
 from core.models import Delivery, Notification, utcnow
 
@@ -72,6 +72,7 @@ async def prune(core: Core) -> None:
             delete(Delivery).where(Delivery.status.not_in(outbox.IN_FLIGHT), Delivery.created_at < cutoff)
         )
         await session.execute(delete(Notification).where(Notification.batched_at < cutoff))
+        await seen.forget_old(session)
         await session.commit()
 
 
