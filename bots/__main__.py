@@ -108,10 +108,13 @@ async def wait_for_signal() -> None:
 
 async def status_command(settings: Settings) -> int:
     """`python -m bots status`: the deployment's processes, leaders and backlogs."""
-    from core.db import create_engine, create_sessionmaker
+    from core.db import create_sessionmaker
+    from core.migrate import upgrade
+    from core.startup import open_database
 
-    engine = create_engine(settings.database_url)
+    engine = await open_database(settings.database_url)
     try:
+        await upgrade(engine)  # as any start does: the tables it reads may be new
         print(render(await health(create_sessionmaker(engine))))
     finally:
         await engine.dispose()

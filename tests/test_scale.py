@@ -386,3 +386,32 @@ async def test_two_sender_processes_deliver_each_row_once_and_together_keep_the_
     pace = (len(sent) - 1) / (sent[-1].at - sent[0].at)
     assert pace <= rate * 1.02, pace
     assert len(senders) == 1
+
+
+async def test_status_shows_the_processes_the_leaders_the_queue_and_the_backlog(own_db: str, tmp_path: Path) -> None:
+    """`python -m bots status` beside a running process: its row, what it leads, and the backlogs."""
+    from core import outbox
+    from core.db import create_sessionmaker
+    from core.health import Heartbeat
+
+    await enqueue(own_db, tmp_path, people=1, each=1)
+    engine = create_engine(own_db)
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session:
+        await outbox.add(session, key="t1", platform="telegram", chat_id="1", kind="text", payload={"text": "hi"})
+        await session.commit()
+    beat = Heartbeat(sessions, "workers,scheduler", lambda: ["scheduler", "outbox:telegram"])
+    await beat.start()
+    try:
+        status = await Proc("status", tmp_path, {"DATABASE_URL": own_db}, "status").start()
+        assert await status.finished() == 0
+    finally:
+        await beat.stop()
+        await engine.dispose()
+    shown = status.log()
+    assert "Processes (1 alive):" in shown
+    assert f"{beat.id} [workers,scheduler]" in shown and "leads scheduler, outbox:telegram" in shown
+    assert f"Scheduler leader: {beat.id}" in shown
+    assert f"Outbox senders: telegram: {beat.id}" in shown
+    assert "Generation queue: 1 queued, 0 running, oldest queued " in shown
+    assert "Outbox backlog: telegram: 1" in shown
