@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import os
 import sys
 import time
@@ -24,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from PIL import Image
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from bench.gen_backend import _chunk, _tiny_png
 from core import outbox
 from core.db import create_engine, create_sessionmaker
 from core.migrate import upgrade
@@ -36,6 +35,7 @@ from core.models import GenerationJob, Person, utcnow
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+asyncpg://root@127.0.0.1:5432/test"
 TOKEN = "123456:" + "B" * 35
+TINY_PNG = _tiny_png()
 
 
 @dataclass
@@ -48,22 +48,20 @@ class FakeServices:
     sends: list[float] = field(default_factory=list)
     refused: int = 0
     images: int = 0
-    _png: dict[str, str] = field(default_factory=dict)
     url: str = ""
 
-    def _image(self, size: str) -> str:
-        if size not in self._png:
-            width, height = (int(x) for x in size.split("x")) if "x" in size else (1024, 1024)
-            out = io.BytesIO()
-            Image.new("RGB", (width, height), (220, 110, 40)).save(out, format="PNG")
-            self._png[size] = base64.b64encode(out.getvalue()).decode()
-        return self._png[size]
+    def _image(self, prompt: str) -> str:
+        """A tiny PNG, distinct per prompt (as bench/gen_backend.py): the workers' cost, not a picture's."""
+        head, tail = TINY_PNG[:33], TINY_PNG[33:]
+        return base64.b64encode(head + _chunk(b"tEXt", b"request\0" + prompt.encode()) + tail).decode()
 
     async def generations(self, request: web.Request) -> web.Response:
         body = await request.json()
         await asyncio.sleep(self.latency)
         self.images += 1
-        return web.json_response({"created": int(time.time()), "data": [{"b64_json": self._image(body["size"])}]})
+        return web.json_response(
+            {"created": int(time.time()), "data": [{"b64_json": self._image(str(body["prompt"]))}]}
+        )
 
     async def bot(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -203,9 +201,11 @@ async def generation_run(server: str, workers: int, concurrency: int, latency: f
         return float((jobs - workers * concurrency) / span * 60.0)
 
 
-async def outbox_run(server: str, senders: int, rate: float, rows: int, home: Path) -> tuple[float, int, int]:
+async def outbox_run(
+    server: str, senders: int, rate: float, limit: int, rows: int, home: Path
+) -> tuple[float, int, int]:
     """The combined pace of `senders` sender processes, the 429s, and the rows sent."""
-    async with scratch_database(server) as url, services(0.0, int(rate) + 2) as fake:
+    async with scratch_database(server) as url, services(0.0, limit) as fake:
         engine = create_engine(url)
         sessions = create_sessionmaker(engine)
         env = {
@@ -247,8 +247,8 @@ async def run(args: argparse.Namespace) -> None:
         rate = await generation_run(args.db, workers, args.concurrency, args.latency, args.rounds, home)
         ideal = ideal_one * workers
         print(f"| {workers} | {rate:.0f} | {ideal:.0f} | {rate / ideal:.1%} |", flush=True)
-    pace, refused, sent = await outbox_run(args.db, args.senders, args.rate, args.rows, home)
-    print(f"\noutbox: {args.senders} sender processes, {sent} rows, configured {args.rate:g}/s")
+    pace, refused, sent = await outbox_run(args.db, args.senders, args.rate, args.limit, args.rows, home)
+    print(f"\noutbox: {args.senders} sender processes, {sent} rows, configured {args.rate:g}/s, limit {args.limit}/s")
     print(f"combined pace {pace:.2f}/s = {pace / args.rate:.1%} of the configured rate; 429s: {refused}")
 
 
@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8, help="jobs per worker slot")
     parser.add_argument("--senders", type=int, default=3)
     parser.add_argument("--rate", type=float, default=25.0)
+    parser.add_argument("--limit", type=int, default=30, help="the fake platform's sends per second (Telegram's)")
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--out", default="bench/out/scale")
     asyncio.run(run(parser.parse_args(argv)))
