@@ -13,6 +13,8 @@ from pathlib import Path
 from core.admins import handle_only_warning
 from core.app import Core, bootstrap
 from core.config import ConfigError, Settings, load_settings
+from core.health import Heartbeat, health, render
+from core.roles import ALL, ROLES, ProcessLock, check_roles, claim_sqlite, describe, parse_roles
 from core.startup import check_media_dir
 
 log = logging.getLogger("bots")
@@ -40,7 +42,9 @@ async def run_console(core: Core) -> None:
     await ConsoleChat(core).run()
 
 
-async def run_messengers(core: Core, settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_messengers(
+    core: Core, settings: Settings, stop: asyncio.Event | None = None, *, receive: bool = True
+) -> None:
     """Every messenger bot whose token is set, on this one event loop, until SIGINT or SIGTERM."""
     if stop is None:
         stop = asyncio.Event()
@@ -51,8 +55,8 @@ async def run_messengers(core: Core, settings: Settings, stop: asyncio.Event | N
     if settings.telegram_bot_token is not None:
         from bots.telegram import run_telegram
 
-        running.append(run_telegram(core, settings, stop))
-    if settings.discord_bot_token is not None:
+        running.append(run_telegram(core, settings, stop, receive=receive))
+    if settings.discord_bot_token is not None and receive:
         from bots.discord import run_discord
 
         running.append(run_discord(core, settings, stop))
@@ -72,17 +76,55 @@ def warn_about_admins(settings: Settings) -> None:
         log.warning(warning)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, roles: frozenset[str] = ALL) -> None:
     warn_about_admins(settings)
-    core = await bootstrap(settings)
+    core = await bootstrap(settings)  # first: it makes the SQLite folder, or says why it cannot
+    heartbeat = Heartbeat(core.sessions, describe(roles), core.leads, settings.heartbeat_seconds)
+    process_lock = ProcessLock()
     try:
-        await core.start(schedule=True)
+        process_lock = claim_sqlite(settings.database_url)
+        await core.start(schedule="scheduler" in roles, workers="workers" in roles, senders="senders" in roles)
+        await heartbeat.start()
         if settings.telegram_bot_token is None and settings.discord_bot_token is None:
-            await run_console(core)
+            if "messengers" in roles:
+                await run_console(core)
+            else:
+                await wait_for_signal()
+        elif roles & {"messengers", "senders"}:
+            # A senders-only process needs the bots to send with, but receives nothing.
+            await run_messengers(core, settings, receive="messengers" in roles)
         else:
-            await run_messengers(core, settings)
+            await wait_for_signal()
     finally:
+        if heartbeat.started:
+            await heartbeat.stop()
         await core.aclose()
+        process_lock.release()
+
+
+async def wait_for_signal() -> None:
+    """A process without messengers (workers, the scheduler) runs until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    log.info("running until SIGINT or SIGTERM")
+    await stop.wait()
+
+
+async def status_command(settings: Settings) -> int:
+    """`python -m bots status`: the deployment's processes, leaders and backlogs."""
+    from core.db import create_sessionmaker
+    from core.migrate import upgrade
+    from core.startup import open_database
+
+    engine = await open_database(settings.database_url)
+    try:
+        await upgrade(engine)  # as any start does: the tables it reads may be new
+        print(render(await health(create_sessionmaker(engine))))
+    finally:
+        await engine.dispose()
+    return 0
 
 
 async def digest_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -112,6 +154,13 @@ async def digest_command(settings: Settings, args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bots", description=__doc__)
     commands = parser.add_subparsers(dest="command")
+    serve_parser = commands.add_parser("serve", help="run this process with some roles of a larger deployment")
+    serve_parser.add_argument(
+        "--roles",
+        default=",".join(ROLES),
+        help=f"comma-separated, any of {', '.join(ROLES)} (default: all; SQLite allows only all)",
+    )
+    commands.add_parser("status", help="show the deployment's processes, leaders, queue and outbox backlog")
     digest = commands.add_parser("digest", help="run a digest pass now, or preview one person's digest")
     action = digest.add_mutually_exclusive_group(required=True)
     action.add_argument("--now", action="store_true", help="queue today's digest for everyone who has not had it")
@@ -131,14 +180,23 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    interactive = settings.telegram_bot_token is None and settings.discord_bot_token is None
+    try:
+        roles = parse_roles(args.roles if args.command == "serve" else None)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    no_bots = settings.telegram_bot_token is None and settings.discord_bot_token is None
+    chat = no_bots and args.command in (None, "serve") and "messengers" in roles  # the console chat
     with contextlib.suppress(KeyboardInterrupt):
         try:
             check_media_dir(settings.media_dir)  # first: the console's log file lives beside it
-            configure_logging(settings, console=interactive or args.command is not None)
+            configure_logging(settings, console=chat or args.command in ("digest", "status"))
             if args.command == "digest":
                 return asyncio.run(digest_command(settings, args))
-            asyncio.run(serve(settings))
+            if args.command == "status":
+                return asyncio.run(status_command(settings))
+            check_roles(settings.database_url, roles)
+            asyncio.run(serve(settings, roles))
         except ConfigError as exc:  # found while building the core, e.g. a backend that needs a key
             print(exc, file=sys.stderr)
             return 2

@@ -28,6 +28,7 @@ from core.gen.moderation import Moderator
 from core.gen.progress import JobProgressRenderer
 from core.gen.queue import GenerationQueue, QueueSettings
 from core.gen.service import ImageService
+from core.leases import DeploymentLock
 from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
@@ -92,6 +93,7 @@ class Core:
         self.outbox.add_renderer("bestof", DigestRenderer(media))
         self.scheduler: scheduler.Scheduler | None = None
         self.limiter = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute / 60)
+        self.scheduler_lock = DeploymentLock(engine, "scheduler")
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
             self.sessions,
@@ -101,6 +103,7 @@ class Core:
                 per_person=settings.generation_per_person,
                 max_attempts=settings.generation_max_attempts,
                 timeout=settings.generation_timeout_seconds,
+                lease=settings.generation_lease_seconds,
             ),
             on_progress=self._job_progress,
             on_published=self._published,
@@ -275,15 +278,23 @@ class Core:
     async def _published(self, session: AsyncSession, post: Post) -> None:
         await gallery.publish(session, self.galleries, post)
 
-    async def start(self, *, schedule: bool = False) -> None:
+    async def start(self, *, schedule: bool = False, workers: bool = True, senders: bool = True) -> None:
         """Start the generation workers and the outbox senders; with `schedule`, also the periodic
-        jobs (digests, notifications, best of the day) that the bot process runs."""
-        await self.queue.start()
-        await self.outbox.start()
+        jobs (digests, notifications, best of the day). A process of a larger deployment may run
+        only some of them (core.roles)."""
+        if workers:
+            await self.queue.start()
+        if senders:
+            await self.outbox.start()
         self.checkpointer.start()
         if schedule:
             self.scheduler = scheduler.build(self)
             self.scheduler.start()
+
+    def leads(self) -> list[str]:
+        """What this process holds for the deployment now (core.health shows it)."""
+        lead = ["scheduler"] if self.scheduler is not None and self.scheduler_lock.held else []
+        return lead + [f"outbox:{platform}" for platform in self.outbox.leads()]
 
     async def drain(self) -> None:
         """Wait until no generation is queued or running and the outbox has sent what it can.
@@ -294,6 +305,7 @@ class Core:
     async def aclose(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await self.scheduler_lock.release()
         await self.queue.stop()
         await self.outbox.stop()
         await self.checkpointer.stop()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     gallery_best_of_time: str = "20:00"  # in DEFAULT_TIMEZONE
     gallery_refresh_seconds: float = Field(default=60.0, gt=0)  # like counts in galleries, at most this often
     scheduler_tick_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)  # each process's row in `python -m bots status`
 
     # Safety and operations
     report_hide_threshold: int = Field(default=3, ge=1)  # different people's reports that hide a post
@@ -74,6 +76,8 @@ class Settings(BaseSettings):
     generation_concurrency: int = Field(default=4, ge=1, le=256)
     generation_per_person: int = Field(default=2, ge=1)
     generation_max_attempts: int = Field(default=5, ge=1)
+    # A running job's lease: renewed every third of it; a job not renewed this long is taken over.
+    generation_lease_seconds: float = Field(default=30.0, ge=1)
     blocklist: Annotated[tuple[str, ...], NoDecode] = ()
     # Prompt moderation with OpenAI's moderations endpoint (only when an API key is set).
     openai_moderation: bool = True
@@ -101,8 +105,12 @@ class Settings(BaseSettings):
     discord_gallery_channel_id: int | None = None  # a channel where every public post is published
     # Discord allows 50 requests a second overall and far fewer direct messages; stay below both.
     discord_dm_per_second: float = Field(default=5.0, gt=0, le=50)
+    # Sharding: several processes split the gateway shards, e.g. DISCORD_SHARD_COUNT=4 and
+    # DISCORD_SHARD_IDS=0,1 in one process, 2,3 in another. Unset: one process, Discord's shard count.
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
 
-    @field_validator("admins", "blocklist", mode="before")
+    @field_validator("admins", "blocklist", "discord_shard_ids", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -210,6 +218,22 @@ class Settings(BaseSettings):
             raise ValueError("use DEBUG, INFO, WARNING or ERROR")
         return value.upper()
 
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shards_within_count(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        count = info.data.get("discord_shard_count")
+        if value and count is None:
+            raise ValueError("needs DISCORD_SHARD_COUNT, the number of shards of the whole deployment")
+        outside = [i for i in value if count is not None and not 0 <= i < count]
+        if outside:
+            raise ValueError(f"shard {outside[0]} is not between 0 and DISCORD_SHARD_COUNT - 1")
+        return value
+
+    @property
+    def discord_shards(self) -> DiscordShards:
+        """What a discord.py client takes: AutoShardedClient(**settings.discord_shards.client_kwargs())."""
+        return DiscordShards(self.discord_shard_count, self.discord_shard_ids or None)
+
     @property
     def cooldown_seconds(self) -> float:
         if self.generation_cooldown_seconds is not None:
@@ -229,6 +253,22 @@ class Settings(BaseSettings):
     def is_admin(self, handle: str, platform_id: str) -> bool:
         """By `platform:user_id` anywhere; by handle alone only in the console chat (see core/admins.py)."""
         return self.admin_list.is_admin(platform_id, handle.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordShards:
+    """This process's share of the Discord gateway (DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS)."""
+
+    count: int | None  # None: let Discord say how many
+    ids: tuple[int, ...] | None  # None: every shard (of `count`)
+
+    def client_kwargs(self) -> dict[str, object]:
+        kwargs: dict[str, object] = {}
+        if self.count is not None:
+            kwargs["shard_count"] = self.count
+        if self.ids is not None:
+            kwargs["shard_ids"] = list(self.ids)
+        return kwargs
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -6,17 +6,19 @@ first start left tables without a version row, and every later start failed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
+from core.leases import lock_key
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -56,6 +58,22 @@ def migration_engine(url: str) -> AsyncEngine:
     return engine
 
 
+@contextlib.asynccontextmanager
+async def _one_at_a_time(migrations: AsyncEngine) -> AsyncIterator[None]:
+    """Processes of one deployment started together on PostgreSQL migrate one after another (the
+    later ones then find nothing to do): a lock on a connection of its own, outside the migration's."""
+    if migrations.dialect.name != "postgresql":
+        yield
+        return
+    async with migrations.connect() as holder:
+        await holder.execution_options(isolation_level="AUTOCOMMIT")
+        await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key("migrations")})
+        try:
+            yield
+        finally:
+            await holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key("migrations")})
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
@@ -75,7 +93,7 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 async def _migrate(engine: AsyncEngine, step: Callable[[Connection, str], None], revision: str) -> None:
     migrations = migration_engine(engine.url.render_as_string(hide_password=False))
     try:
-        async with migrations.connect() as connection:
+        async with _one_at_a_time(migrations), migrations.connect() as connection:
             # No statement before this: Alembic must find the connection outside a transaction, so that
             # it opens one per revision (transaction_per_migration in env.py).
             await connection.run_sync(step, revision)

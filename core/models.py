@@ -189,6 +189,9 @@ class GenerationJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     worker: Mapped[str | None] = mapped_column(String(64))
+    # A running job belongs to its worker until then; the worker renews it while it runs, and any
+    # worker may take the job over once it has passed (its process died). See core.gen.queue.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     post_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="SET NULL"))
     # Where the person sees this job's progress (a core.messenger.MessageRef, encoded), and what it shows.
@@ -334,3 +337,30 @@ class FollowRequest(Base):
     follower_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     followee_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProcessBeat(Base):
+    """One running process of the deployment, written at start and renewed every few seconds
+    (core.health): what roles it has and what it leads."""
+
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    roles: Mapped[str] = mapped_column(String(128))  # comma-separated, see core.roles
+    version: Mapped[str] = mapped_column(String(32))
+    # What it holds right now: "scheduler", "outbox:telegram", ... comma-separated.
+    leads: Mapped[str] = mapped_column(String(255), default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SeenUpdate(Base):
+    """A platform update (a Telegram update id) some process has taken: one handling across processes."""
+
+    __tablename__ = "seen_updates"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -12,6 +12,10 @@ repeated: a visible duplicate is worse than a gap an operator can see.
 A claim is a lease: the process working a batch renews it every RENEW_SECONDS, so a claim not
 renewed for LEASE belongs to a dead process. Its "claimed" rows were never attempted and go back to
 "pending" within seconds; its "sending" row becomes "uncertain".
+
+Several processes may run senders on one PostgreSQL database: a platform's outbox is sent by the
+one process that holds its deployment lock (core.leases, "outbox:<platform>"), so the configured
+rate holds for the whole deployment; the others wait and take over within a poll when it dies.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import insert_ignore, rowcount
+from core.leases import DeploymentLock
 from core.messenger import (
     CalledOff,
     DeliveryUncertain,
@@ -131,6 +136,7 @@ class _Sender:
     paused_until: float = 0.0  # loop time; after a 429 nobody on this platform sends before it
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    lock: DeploymentLock | None = None  # this platform's sender for the deployment; None: always ours
 
     def pause_left(self) -> float:
         return max(0.0, self.paused_until - asyncio.get_running_loop().time())
@@ -143,6 +149,7 @@ class Outbox:
         self.renderers: dict[str, Renderer] = {}
         self._senders: dict[str, _Sender] = {}
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._started = False
         self._recovered_at = 0.0  # loop time of the last look for rows a dead process left behind
         self.on_unreachable: Callable[[str, str], Awaitable[None]] | None = None
@@ -156,6 +163,9 @@ class Outbox:
         # exactly 1 would lose every late arrival for good, and arrivals are often a millisecond late.
         in_flight = max(1, int(getattr(messenger, "max_in_flight", 1)))
         sender = _Sender(messenger, AsyncLimiter(1 + CATCH_UP, (1 + CATCH_UP) / rate), asyncio.Semaphore(in_flight))
+        bind = self.sessions.kw.get("bind")
+        if bind is not None:
+            sender.lock = DeploymentLock(bind, f"outbox:{messenger.platform}")
         self._senders[messenger.platform] = sender
         if not self._stopping and self._started:
             sender.task = asyncio.create_task(self._run(sender), name=f"outbox-{messenger.platform}")
@@ -169,6 +179,7 @@ class Outbox:
 
     async def stop(self, grace: float = 5.0) -> None:
         self._stopping = True
+        self._stopped.set()
         tasks = [s.task for s in self._senders.values() if s.task is not None]
         for sender in self._senders.values():
             sender.wake.set()
@@ -179,6 +190,26 @@ class Outbox:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.release_locks()
+
+    async def release_locks(self) -> None:
+        """Let another process send these platforms' outboxes (what a process's death does too)."""
+        for sender in self._senders.values():
+            if sender.lock is not None:
+                await sender.lock.release()
+
+    def leads(self) -> list[str]:
+        """The platforms whose outbox this process sends now."""
+        return [name for name, s in self._senders.items() if s.task is not None and s.lock is not None and s.lock.held]
+
+    async def _our_turn(self, sender: _Sender) -> bool:
+        if sender.lock is None:
+            return True
+        try:
+            return await sender.lock.ensure()
+        except Exception:
+            log.exception("could not take the %s sender lock", sender.messenger.platform)
+            return False
 
     def wake(self, platform: str | None = None) -> None:
         for name, sender in self._senders.items():
@@ -238,6 +269,10 @@ class Outbox:
         platform = sender.messenger.platform
         while not self._stopping:
             sender.wake.clear()  # before looking, so a wake-up during the look is not lost
+            if not await self._our_turn(sender):  # another process sends this platform's outbox
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), self.poll_seconds)
+                continue
             try:
                 batch = await self._claim(platform)
             except Exception:

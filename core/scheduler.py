@@ -1,9 +1,11 @@
-"""Periodic work, run by APScheduler in the bot process: digests, notification batches, the
-galleries' best of the day, and pruning old outbox rows.
+"""Periodic work, run by APScheduler: digests, notification batches, the galleries' best of the
+day, and pruning old outbox rows.
 
-Every job only writes outbox rows whose keys are unique, so a second process running the same
-schedule (APScheduler 3 cannot share a job store) adds nothing twice; the outbox's claims make
-sure each row is sent once.
+Every process with the scheduler role runs the schedule, but a tick does its work only in the
+leader: the process holding the deployment's "scheduler" lock (core.leases, a PostgreSQL advisory
+lock held for the leader's lifetime). The others try to take the lock at every tick, so when the
+leader dies another takes over within one tick. Every job only writes outbox rows whose keys are
+unique, so even a tick run twice would add nothing twice.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
 
-from core import bans, gallery, outbox, safety
+from core import bans, gallery, outbox, safety, seen
 from core.feed import digest, notifications
 from core.models import Delivery, Notification, utcnow
 
@@ -70,6 +72,7 @@ async def prune(core: Core) -> None:
             delete(Delivery).where(Delivery.status.not_in(outbox.IN_FLIGHT), Delivery.created_at < cutoff)
         )
         await session.execute(delete(Notification).where(Notification.batched_at < cutoff))
+        await seen.forget_old(session)
         await session.commit()
 
 
@@ -92,6 +95,8 @@ def _guarded(
         assert task is not None
         scheduler.in_flight.add(task)
         try:
+            if not await core.scheduler_lock.ensure():
+                return  # another process leads the scheduler
             await job(core)
         except asyncio.CancelledError:
             # Only a shutdown cancels a job, and the job's own task ends here: one line, no traceback.

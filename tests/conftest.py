@@ -20,6 +20,7 @@ from core.models import Base
 from tests.fakes.discord_api import discord_api  # noqa: F401
 from tests.fakes.openai_server import fake_openai  # noqa: F401  (fixtures, for every test module)
 from tests.fakes.telegram_api import api, bot  # noqa: F401
+from tests.processes import own_db  # noqa: F401  (a database for tests that start processes)
 from tests.support import Chat
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

@@ -225,3 +225,23 @@ def test_discord_settings_default_to_five_dms_a_second_and_are_checked(monkeypat
     monkeypatch.setenv("DISCORD_DM_PER_SECOND", "0")
     with pytest.raises(ConfigError, match="Invalid setting DISCORD_DM_PER_SECOND"):
         load()
+
+
+def test_discord_shards_split_between_processes() -> None:
+    from core.config import load_settings
+
+    split = load_settings(_env_file=None, discord_shard_count="4", discord_shard_ids="2, 3")
+    assert split.discord_shards.client_kwargs() == {"shard_count": 4, "shard_ids": [2, 3]}
+    assert load_settings(_env_file=None).discord_shards.client_kwargs() == {}
+
+
+def test_discord_shard_ids_outside_the_count_are_one_line() -> None:
+    import pytest
+
+    from core.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(_env_file=None, discord_shard_count="2", discord_shard_ids="0,2")
+    assert str(refused.value) == (
+        "Invalid setting DISCORD_SHARD_IDS: Value error, shard 2 is not between 0 and DISCORD_SHARD_COUNT - 1"
+    )

@@ -131,7 +131,13 @@ async def test_a_deferred_imagine_shows_its_progress_which_ends_as_the_post_with
         assert "a red fox" in embed["description"] and "@alice" in embed["title"]
         assert discord_api.attachment_bytes(post)[0][:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"RIFF")
         post_id = embed["title"].split()[0].lstrip("#")
-        assert components(post) == [f"like {post_id}", f"remix {post_id}", f"vary {post_id}", "follow alice"]
+        assert components(post) == [
+            f"like {post_id}",
+            f"remix {post_id}",
+            f"vary {post_id}",
+            "follow alice",
+            f"report {post_id}",
+        ]
         assert post["content"] in ("", None)
     finally:
         await running.close()

@@ -92,6 +92,7 @@ async def test_a_crash_in_mid_run_resumes_with_no_gap_and_no_duplicate(chat: Cha
     await wait_until(lambda: len(platform.sent) == 7)
     await asyncio.sleep(0.3)
     assert len(platform.sent) == 7  # it is dead: nothing more went out
+    await first.outbox.release_locks()  # its connections die with it, and its sender lock
     in_flight = platform.sent[-1].chat_id
 
     # The operator restarts it later, on the same database.
@@ -117,8 +118,9 @@ async def test_rows_a_killed_process_had_claimed_are_sent_within_seconds_of_a_re
 ) -> None:
     handles = await a_network_with_digests(chat, 20)
     platform = FakeMessenger(crash_after=3)
-    await make_core(platform)  # killed in mid-batch: the rest of its batch stays claimed
+    first = await make_core(platform)  # killed in mid-batch: the rest of its batch stays claimed
     await wait_until(lambda: len(platform.sent) == 3)
+    await first.outbox.release_locks()  # its connections die with it, and its sender lock
     in_flight = platform.sent[-1].chat_id
     restarted = asyncio.get_running_loop().time()
     second = await make_core(platform)
@@ -138,8 +140,9 @@ async def test_a_running_process_takes_over_what_a_crashed_one_left_without_a_re
     handles = await a_network_with_digests(chat, 25)
     platform = FakeMessenger(crash_after=4)
     survivor = await make_core(start=False)
-    await make_core(platform)  # takes the first batch, and dies in it
+    crashed = await make_core(platform)  # takes the first batch, and dies in it
     await wait_until(lambda: len(platform.sent) == 4)
+    await crashed.outbox.release_locks()  # its connections die with it, and its sender lock
     survivor.register_messenger(platform)
     await survivor.start()
     await wait_until(lambda: len(platform.sent) == len(handles))

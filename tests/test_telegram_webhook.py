@@ -9,11 +9,13 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import func, select
 
 from bots.telegram.context import WEBHOOK
 from bots.telegram.webhook import SECRET_HEADER
-from core.app import Core
+from core.app import Core, bootstrap
 from core.config import Settings
+from core.models import GenerationJob
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User, start_bot
 
 ALICE = User(111, "Alice", "alice")
@@ -77,6 +79,32 @@ async def test_an_update_delivered_twice_is_handled_once(bot: RunningBot, api: F
     await asyncio.sleep(0.3)
     assert len(api.calls_of("sendPhoto")) == 1
     assert len(api.calls_of("sendMessage")) == 1  # one progress message
+
+
+async def test_an_update_delivered_to_two_webhook_processes_is_handled_once(
+    bot: RunningBot, api: FakeTelegramAPI, settings: Settings
+) -> None:
+    """Two front-ends behind one proxy, each with its own core and engine on the one database
+    (another process, as far as they can tell): a redelivered update reaches the other one."""
+    other_core = await bootstrap(settings)
+    await other_core.start()
+    other = await webhook_bot(other_core, settings, api, SECRET)
+    try:
+        async with asyncio.timeout(10):  # the first bot's setWebhook already came: wait for this one's
+            while WEBHOOK not in other.application.bot_data:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        update = api.message_update(ALICE, "/imagine a paper boat")
+        assert await post(bot, update) == 200
+        assert await post(other, update) == 200
+        await api.wait_for("sendPhoto")
+        await asyncio.sleep(0.5)
+    finally:
+        await other.close()
+        await other_core.aclose()
+    assert len(api.calls_of("sendPhoto")) == 1
+    assert len(api.calls_of("sendMessage")) == 1  # one progress message
+    async with bot.application.bot_data["core"].sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(GenerationJob)) == 1
 
 
 async def test_malformed_requests_are_answered_and_ignored(bot: RunningBot, api: FakeTelegramAPI) -> None:

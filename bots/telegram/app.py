@@ -163,12 +163,22 @@ async def _start_receiving(application: TelegramApp, settings: Settings, tuning:
     return server
 
 
-async def run_telegram(core: Core, settings: Settings, stop: asyncio.Event, tuning: Tuning = Tuning()) -> None:
-    """Run until `stop` is set: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set."""
-    await serve(build_application(core, settings, tuning), settings, stop, tuning)
+async def run_telegram(
+    core: Core, settings: Settings, stop: asyncio.Event, tuning: Tuning = Tuning(), *, receive: bool = True
+) -> None:
+    """Run until `stop` is set: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set.
+    Without `receive` (a process with the senders role only) the bot only sends the outbox."""
+    await serve(build_application(core, settings, tuning), settings, stop, tuning, receive=receive)
 
 
-async def serve(application: TelegramApp, settings: Settings, stop: asyncio.Event, tuning: Tuning = Tuning()) -> None:
+async def serve(
+    application: TelegramApp,
+    settings: Settings,
+    stop: asyncio.Event,
+    tuning: Tuning = Tuning(),
+    *,
+    receive: bool = True,
+) -> None:
     if not await _initialize(application, stop, tuning):
         return
     webhook: WebhookServer | None = None
@@ -179,8 +189,10 @@ async def serve(application: TelegramApp, settings: Settings, stop: asyncio.Even
             log.warning("could not register the command list: %s", exc)
         register_with_core(application, settings)
         await application.start()
-        webhook = await _start_receiving(application, settings, tuning)
-        log.info("Telegram bot @%s is running (%s)", application.bot.username, "webhook" if webhook else "polling")
+        if receive:
+            webhook = await _start_receiving(application, settings, tuning)
+        mode = "webhook" if webhook else "polling" if receive else "sending only"
+        log.info("Telegram bot @%s is running (%s)", application.bot.username, mode)
         await stop.wait()
     finally:
         await _stop(application, webhook)

@@ -1,8 +1,13 @@
 """The generation queue: workers that turn persisted jobs into posts.
 
-A job is claimed with a conditional UPDATE (queued -> running, stamped with this worker's id) and
-completed in one transaction that creates the post and marks the job done only if this worker
-still owns it, so a retry or a restart never makes two posts for one request. Failures that may
+Any number of processes may run workers on one PostgreSQL database. A job is claimed under a lease
+(queued -> running, stamped with this worker's id and `lease_until`): on PostgreSQL the candidate row
+is locked with FOR UPDATE SKIP LOCKED, so concurrent claimers pass over each other's rows instead of
+queueing behind them; on SQLite (one process) a conditional UPDATE does it. The worker renews the lease
+while the backend works; a running job whose lease has passed belongs to a dead process and the next
+claim takes it over. The per-person limit is counted under a lock on the person's row, so it holds
+across processes. A job is completed in one transaction that creates the post and marks the job done
+only if this worker still owns it, so a retry, a restart or a takeover never makes two posts. Failures that may
 pass (429, 5xx, timeouts) are retried with exponential backoff and jitter, honouring Retry-After;
 the rest fail at once, and a failed job never counts against the quota.
 """
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import posts
@@ -36,6 +41,7 @@ PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 120.0
 QUOTA_NOTE = " Your quota was not used."
+CLAIM_TRIES = 4  # candidates looked at per claim when their people turn out to be at their limit
 
 
 def gave_up(attempts: int) -> str:
@@ -62,6 +68,11 @@ class QueueSettings:
     timeout: float = 180.0
     poll_seconds: float = 1.0
     backoff_base: float = BACKOFF_BASE
+    lease: float = 30.0  # seconds a claim holds without renewal; renewed every lease / 3
+
+    @property
+    def renew_seconds(self) -> float:
+        return self.lease / 3
 
 
 def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
@@ -108,23 +119,23 @@ class GenerationQueue:
         ]
 
     async def recover(self) -> int:
-        """Queue again the jobs a crash left running. This assumes one generation process at a time;
-        a second one would only duplicate the work, never the post (see _complete)."""
+        """On SQLite, where only one process may run (core.roles), every running job's worker is
+        dead: end their leases now, so a restart takes them over at once instead of after the lease.
+        On PostgreSQL another process may be running them: their leases decide."""
+        if not self._one_writer:
+            return 0
         async with self.sessions() as session:
             result = await session.execute(
-                update(GenerationJob)
-                .where(GenerationJob.status == "running")
-                .values(status="queued", worker=None, not_before=utcnow())
+                update(GenerationJob).where(GenerationJob.status == "running").values(lease_until=None)
             )
             await session.commit()
         count = rowcount(result)
         if count:
-            log.info("requeued %d generation jobs left running by a crash", count)
+            log.info("%d generation jobs left running by a crash will be taken over", count)
         return count
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking jobs; jobs still running after the grace period are cut off and will be
-        queued again by the next start."""
+        """Stop taking jobs; jobs still running after the grace period are cut off and go back in line."""
         self._stopping = True
         for signal in self._idle:
             signal.set()
@@ -135,7 +146,23 @@ class GenerationQueue:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if pending:
+                await self._release_cut_off()
         self._tasks = []
+
+    async def _release_cut_off(self) -> None:
+        """Jobs cut off by the stop go back in line at once, not after their lease, for another
+        process (or the next start) to run."""
+        try:
+            async with self.sessions() as session:
+                await session.execute(
+                    update(GenerationJob)
+                    .where(GenerationJob.status == "running", GenerationJob.worker == self.worker_id)
+                    .values(status="queued", worker=None, lease_until=None, not_before=utcnow())
+                )
+                await session.commit()
+        except Exception:
+            log.exception("could not give back the jobs cut off by the stop; their leases will")
 
     def wake(self) -> None:
         """A job may be runnable: wake one idle worker. A worker that takes a job wakes the next one
@@ -168,7 +195,7 @@ class GenerationQueue:
                 try:
                     # When it is done this worker looks again at once, which also finds a job
                     # that waited for this person's slot.
-                    await self._process(job)
+                    await self._process_renewing(job)
                 except Exception:
                     # A bug or a lost database must not end this worker: the job goes back in line.
                     log.exception("generation job %s crashed its worker; queueing it again", job.id)
@@ -181,38 +208,109 @@ class GenerationQueue:
     async def _claim(self) -> GenerationJob | None:
         async with self._claim_lock, self.sessions() as session:
             await session.connection()
-            # The clock is read after waiting for the lock and a connection, so a job queued during
-            # that wait (stamped not_before = its enqueue time) is already due.
-            now = utcnow()
-            busy = (
-                select(GenerationJob.person_id)
-                .where(GenerationJob.status == "running")
-                .group_by(GenerationJob.person_id)
-                .having(func.count() >= self.config.per_person)
-            )
-            due = (
-                select(GenerationJob.id)
-                .where(
-                    GenerationJob.status == "queued",
-                    GenerationJob.not_before <= now,
-                    GenerationJob.person_id.not_in(busy),
+            full: set[int] = set()  # people found at their limit under their row's lock
+            for _ in range(CLAIM_TRIES):
+                # The clock is read after waiting for the lock and a connection, so a job queued during
+                # that wait (stamped not_before = its enqueue time) is already due.
+                now = utcnow()
+                candidate = (await session.execute(self._candidates(now, full))).first()
+                if candidate is None:
+                    break
+                job_id, person_id = candidate
+                if await self._person_full(session, person_id, job_id, now):
+                    full.add(person_id)
+                    await session.rollback()  # let go of the rows locked for this try
+                    continue
+                job = await session.scalar(
+                    update(GenerationJob)
+                    .where(GenerationJob.id == job_id, self._claimable(now))
+                    .values(
+                        status="running",
+                        worker=self.worker_id,
+                        lease_until=now + timedelta(seconds=self.config.lease),
+                        attempts=GenerationJob.attempts + 1,
+                    )
+                    .returning(GenerationJob)
+                    .execution_options(synchronize_session=False)
                 )
-                .order_by(GenerationJob.id)
-                .limit(1)
-            )
-            job = await session.scalar(
-                update(GenerationJob)
-                .where(GenerationJob.id.in_(due.scalar_subquery()), GenerationJob.status == "queued")
-                .values(status="running", worker=self.worker_id, attempts=GenerationJob.attempts + 1)
-                .returning(GenerationJob)
-                .execution_options(synchronize_session=False)
-            )
-            if job is not None:
-                await self.on_progress(session, job)
+                if job is not None:
+                    await self.on_progress(session, job)
+                    await session.commit()
+                    self.on_committed()
+                    return job
+                await session.rollback()
             await session.commit()
-        if job is not None:
-            self.on_committed()
-        return job
+        return None
+
+    @staticmethod
+    def _claimable(now: datetime) -> ColumnElement[bool]:
+        """Queued and due, or running under a lease that has passed (its worker died)."""
+        expired = or_(GenerationJob.lease_until.is_(None), GenerationJob.lease_until < now)
+        return or_(
+            and_(GenerationJob.status == "queued", GenerationJob.not_before <= now),
+            and_(GenerationJob.status == "running", expired),
+        )
+
+    def _live(self, now: datetime) -> ColumnElement[bool]:
+        return and_(GenerationJob.status == "running", GenerationJob.lease_until >= now)
+
+    def _candidates(self, now: datetime, full: set[int]) -> Select[int, int]:
+        busy = (
+            select(GenerationJob.person_id)
+            .where(self._live(now))
+            .group_by(GenerationJob.person_id)
+            .having(func.count() >= self.config.per_person)
+        )
+        # Columns, not the entity: a job loaded here would stay stale in the session after the UPDATE.
+        return (
+            select(GenerationJob.id, GenerationJob.person_id)
+            .where(self._claimable(now), GenerationJob.person_id.not_in(busy), GenerationJob.person_id.not_in(full))
+            .order_by(GenerationJob.id)
+            .limit(1)
+            # PostgreSQL: pass over the rows other processes are claiming; SQLite renders no lock.
+            .with_for_update(skip_locked=True, of=GenerationJob)
+        )
+
+    async def _person_full(self, session: AsyncSession, person_id: int, job_id: int, now: datetime) -> bool:
+        """The per-person limit as a database rule: the person's row is locked (PostgreSQL) until this
+        claim commits, so two processes claiming for one person count one after the other."""
+        await session.execute(select(Person.id).where(Person.id == person_id).with_for_update())
+        running = await session.scalar(
+            select(func.count())
+            .select_from(GenerationJob)
+            .where(GenerationJob.person_id == person_id, GenerationJob.id != job_id, self._live(now))
+        )
+        return int(running or 0) >= self.config.per_person
+
+    async def _process_renewing(self, job: GenerationJob) -> None:
+        """Run the job while renewing its lease, so no other worker takes it over while it lives."""
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(job, done), name=f"lease-{job.id}")
+        try:
+            await self._process(job)
+        finally:
+            done.set()
+            await asyncio.wait([renewing])  # not cancelled: a cancel could cut a commit short
+
+    async def _renew(self, job: GenerationJob, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.config.renew_seconds)
+            if done.is_set():
+                return
+            try:
+                async with self.sessions() as session:
+                    result = await session.execute(
+                        update(GenerationJob)
+                        .where(*self._owned(job))
+                        .values(lease_until=utcnow() + timedelta(seconds=self.config.lease))
+                    )
+                    await session.commit()
+                if rowcount(result) == 0:
+                    log.warning("generation job %s was taken over by another worker", job.id)
+                    return
+            except Exception:  # the job goes on; a lapsed lease costs at most a result dropped
+                log.exception("could not renew the lease of generation job %s", job.id)
 
     async def _process(self, job: GenerationJob) -> None:
         if self.breaker is not None and not self.breaker.allow():
@@ -267,7 +365,7 @@ class GenerationQueue:
             finished = await session.scalar(
                 update(GenerationJob)
                 .where(*self._owned(job))
-                .values(status="done", post_id=post.id, finished_at=utcnow(), error=None)
+                .values(status="done", post_id=post.id, finished_at=utcnow(), error=None, lease_until=None)
                 .returning(GenerationJob)
                 .execution_options(synchronize_session=False)
             )
@@ -299,7 +397,7 @@ class GenerationQueue:
             result = await session.execute(
                 update(GenerationJob)
                 .where(*self._owned(job))
-                .values(status="failed", error=final + QUOTA_NOTE, finished_at=utcnow())
+                .values(status="failed", error=final + QUOTA_NOTE, finished_at=utcnow(), lease_until=None)
             )
             if rowcount(result) == 1:
                 failed = await session.get(GenerationJob, job.id, populate_existing=True)
@@ -316,7 +414,7 @@ class GenerationQueue:
             await session.execute(
                 update(GenerationJob)
                 .where(*self._owned(job))
-                .values(status="queued", worker=None, not_before=when, error=error, attempts=attempts)
+                .values(status="queued", worker=None, lease_until=None, not_before=when, error=error, attempts=attempts)
             )
             await session.commit()
 
@@ -324,7 +422,7 @@ class GenerationQueue:
         try:
             await self._requeue(job, utcnow() + timedelta(seconds=backoff(job.attempts, self.config.backoff_base)))
         except Exception:
-            log.exception("could not queue job %s again; the next start will", job.id)
+            log.exception("could not queue job %s again; its lease will pass and another worker takes it", job.id)
 
     async def wait_for(self, job_id: int) -> GenerationJob:
         """Until the job is done or failed (tests, the console at end of input). Callers bound it

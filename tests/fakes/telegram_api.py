@@ -16,6 +16,9 @@ Failures (`fail(method, kind, times=1, chat_id=None)`): "429" (retry_after 1, or
 "403" (bot was blocked by the user), "500", "hang" (no answer until the server stops: a read timeout),
 "slow" (the request takes effect at once, its answer comes `delay` seconds later: a request in flight).
 
+Flood control (`flood_limit`, off by default): a send (sendMessage, sendPhoto, edits) beyond that many
+in the last second answers 429 retry_after 1, as Telegram does for a bot over its overall limit.
+
 What it received: `calls` (every request as `Call`, in order, with the time it arrived), `messages`
 (the chats' current state, edits applied), `calls_of(method)`, `await wait_for(method, where)`.
 """
@@ -63,6 +66,9 @@ class ChatInfo:
         if self.title:
             data["title"] = self.title
         return data
+
+
+SENDS = ("sendMessage", "sendPhoto", "editMessageText", "editMessageCaption", "editMessageReplyMarkup")
 
 
 @dataclass
@@ -119,6 +125,7 @@ class FakeTelegramAPI:
     messages: dict[tuple[str, int], Json] = field(default_factory=dict)
     updates: list[Json] = field(default_factory=list)
     chats: dict[int, ChatInfo] = field(default_factory=dict)
+    flood_limit: int | None = None  # sends allowed in any one second; None: no flood control
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(1)
@@ -260,7 +267,7 @@ class FakeTelegramAPI:
         self.calls.append(call)
         if request.match_info["token"] != self.token:
             return self._error(call, 401, "Unauthorized")
-        failure = self._take_failure(call)
+        failure = self._take_failure(call) or self._flooded(call)
         if failure is not None and failure.kind != "slow":
             return await self._failed(call, failure)
         method = getattr(self, f"_api_{call.method}", None)
@@ -291,6 +298,14 @@ class FakeTelegramAPI:
             else:
                 params[key] = value
         return params, files
+
+    def _flooded(self, call: Call) -> Failure | None:
+        if self.flood_limit is None or call.method not in SENDS:
+            return None
+        recent = [c for c in self.calls[-4 * self.flood_limit - 1 : -1] if c.method in SENDS and c.status == 200]
+        if sum(1 for c in recent if c.at > call.at - 1.0) >= self.flood_limit:
+            return Failure("429", None, 1)
+        return None
 
     def _take_failure(self, call: Call) -> Failure | None:
         queue = self._failures.get(call.method)
