@@ -50,6 +50,10 @@ def caption(view: PostView) -> str:
     if post.parent_id is not None:
         credit = f" by @{view.parent_author}" if view.parent_author else ""
         lines.append(f"🔁 Remix of #{post.parent_id}{credit}")
+    if post.origin == "prompt-only":
+        lines.append("(made from the prompt alone: this image model cannot start from a picture)")
+    elif post.origin == "upload":
+        lines.append("📷 Started from the author's own photo")
     if not post.is_public:
         lines.append("🔒 Private: only you can see it")
     return "\n".join(lines)

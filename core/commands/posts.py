@@ -38,7 +38,9 @@ async def remix(
         question = f"Describe your remix of #{parent.id} (the original: {cards.preview_line(parent)})"
         return [Reply(text=question, ask=Ask(question, "remix", str(parent.id), parent.prompt[:100]))]
     checked = check_prompt(prompt or "", ctx.core.settings.prompt_max_chars, "/remix #12 <prompt>")
-    return await request_image(ctx, ImagineOptions.of(checked, aspect, seed, private), parent)
+    # It starts from the parent's picture, so it keeps the parent's shape unless asked otherwise.
+    shape = aspect or aspect_of(parent.width, parent.height)
+    return await request_image(ctx, ImagineOptions.of(checked, shape, seed, private), parent)
 
 
 @command("vary", "the same prompt with a new seed, as a new post", params=(POST,), hidden=True)

@@ -69,6 +69,15 @@ def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
+def origin_of(job: GenerationJob, stored: StoredImage) -> str | None:
+    """What the post's image started from (core.models.Post.origin)."""
+    if job.source_kind is None:
+        return None
+    if stored.from_source:
+        return "upload" if job.source_kind == "upload" else "image"
+    return "prompt-only"
+
+
 class GenerationQueue:
     def __init__(
         self,
@@ -222,8 +231,9 @@ class GenerationQueue:
         try:
             async with self.sessions() as session:
                 author = await session.scalar(select(Person.handle).where(Person.id == job.person_id)) or ""
+            source = await self._source(job)
             stored = await asyncio.wait_for(
-                self.images.create(job.prompt, job.seed, job.aspect, author), self.config.timeout + 5
+                self.images.create(job.prompt, job.seed, job.aspect, author, source), self.config.timeout + 5
             )
         except TimeoutError:
             outcome = GenerationError("The image service took too long to answer.", retryable=True)
@@ -245,6 +255,16 @@ class GenerationQueue:
         else:
             await self._failed(job, "Something went wrong while making the image.", retryable=True)
 
+    async def _source(self, job: GenerationJob) -> bytes | None:
+        """The picture the job starts from; None when it has none, or it is gone (a parent deleted since)."""
+        if job.source_path is None or not self.images.edits:
+            return None
+        try:
+            return await asyncio.to_thread(self.images.media.path(job.source_path).read_bytes)
+        except OSError:
+            log.info("generation job %s: its starting picture is gone; using the prompt alone", job.id)
+            return None
+
     def _owned(self, job: GenerationJob) -> list[ColumnElement[bool]]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
 
@@ -262,7 +282,14 @@ class GenerationQueue:
             if author is None:
                 return
             post = await posts.create_post(
-                session, author, job.prompt, stored.image, stored.path, parent=parent, visibility=job.visibility
+                session,
+                author,
+                job.prompt,
+                stored.image,
+                stored.path,
+                parent=parent,
+                visibility=job.visibility,
+                origin=origin_of(job, stored),
             )
             finished = await session.scalar(
                 update(GenerationJob)
