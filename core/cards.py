@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,7 +68,10 @@ def post_buttons(view: PostView) -> tuple[tuple[Button, ...], ...]:
             Button("🔁 Remix", f"remix {post.id}"),
             Button("🎲 Variation", f"vary {post.id}"),
         ),
-        (Button(f"➕ Follow @{view.author}", f"follow {view.author}"),),
+        (
+            Button(f"➕ Follow @{view.author}", f"follow {view.author}"),
+            Button(f"💬 {post.comment_count}", f"comment {post.id}"),
+        ),
     )
 
 
@@ -79,6 +83,15 @@ def card(view: PostView, media: MediaStore, *, edit: bool = False) -> Reply:
         edit=edit,
         post_id=view.post.id,
     )
+
+
+_CARD_HEAD = re.compile(r"#(\d{1,18}) by @")
+
+
+def post_of_card(text: str | None) -> int | None:
+    """The post a card's caption shows ("#12 by @alice..."): a reply to a card is about that post."""
+    found = _CARD_HEAD.match(text or "")
+    return int(found.group(1)) if found else None
 
 
 def preview_line(post: Post) -> str:

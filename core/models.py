@@ -248,7 +248,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     recipient_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
     actor_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # follow, like, remix
+    kind: Mapped[str] = mapped_column(String(16))  # follow, like, remix, comment, remix2 (a remix of a remix)
     post_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     batched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Chat, Update
+from telegram import Chat, Message, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
@@ -13,6 +13,7 @@ from bots.telegram.delivery import Origin, answer_press, deliver, take_ask
 from bots.telegram.messenger import PLATFORM
 from core.actor import Actor
 from core.app import OOPS
+from core.cards import post_of_card
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,21 @@ async def text(update: Update, context: BotContext) -> None:
     if ask is None and message.chat.type != Chat.PRIVATE:
         return  # chatter in a group is not for us
     request_id = str(message.message_id)  # message ids are unique in a chat: a redelivery is recognised
+    card = _card_replied_to(replied, context.bot.id) if ask is None else None
     if ask is not None:
         replies = await context.core.answer(actor, ask, message.text, request_id=request_id)
+    elif card is not None:  # a plain reply to one of our post cards, in private: a comment on that post
+        options = {"post": card, "text": message.text}
+        replies = await context.core.invoke(actor, "comment", options, request_id=request_id)
     else:
         replies = await context.core.handle(actor, message.text, request_id=request_id)
     await deliver(context, Origin.of_message(message, actor.user_id), replies)
+
+
+def _card_replied_to(replied: Message | None, bot_id: int) -> int | None:
+    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
+        return None
+    return post_of_card(replied.caption or replied.text)
 
 
 async def button(update: Update, context: BotContext) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import cards, gallery, posts
+from core import cards, comments, gallery, posts
 from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
@@ -68,7 +68,12 @@ async def like(ctx: Context, post: int) -> list[Reply]:
 async def show(ctx: Context, post: int) -> list[Reply]:
     found = await posts.visible_post(ctx.session, post, ctx.person)
     [view] = await cards.views(ctx.session, [found])
-    return [cards.card(view, ctx.core.media)]
+    shown = await comments.page(ctx.session, found.id, before=None, limit=comments.LATEST_ON_POST + 1)
+    if not shown:
+        return [cards.card(view, ctx.core.media)]
+    latest, more = shown[: comments.LATEST_ON_POST], len(shown) > comments.LATEST_ON_POST
+    title = f"💬 Latest comments on #{found.id} ({found.comment_count}):"
+    return [cards.card(view, ctx.core.media), comments.listing(found.id, latest, more=more, title=title)]
 
 
 @command("delete", "delete one of your posts", params=(POST,))

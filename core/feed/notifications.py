@@ -74,6 +74,10 @@ def summarise(events: list[Event]) -> list[str]:
             lines.append(f"{who} followed you")
         elif kind == "like":
             lines.append(f"{who} liked #{post_id}")
+        elif kind == "comment":
+            lines.append(f"{who} commented on #{post_id}")
+        elif kind == "remix2":
+            lines.append(f"{who} remixed a remix of #{post_id}")
         else:
             lines.append(f"{who} remixed #{post_id}")
     return lines
