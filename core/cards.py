@@ -51,6 +51,8 @@ def caption(view: PostView) -> str:
     if post.parent_id is not None:
         credit = f" by @{view.parent_author}" if view.parent_author else ""
         lines.append(f"🔁 Remix of #{post.parent_id}{credit}")
+    elif post.lineage:  # the parent was deleted; the chain goes on past it (/lineage)
+        lines.append("🔁 Remix of a deleted post")
     if post.origin == "prompt-only":
         lines.append("(made from the prompt alone: this image model cannot start from a picture)")
     elif post.origin == "upload":

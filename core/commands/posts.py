@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import cards, comments, gallery, posts
+from core import cards, comments, gallery, lineage, posts
 from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
@@ -74,6 +74,15 @@ async def show(ctx: Context, post: int) -> list[Reply]:
     latest, more = shown[: comments.LATEST_ON_POST], len(shown) > comments.LATEST_ON_POST
     title = f"💬 Latest comments on #{found.id} ({found.comment_count}):"
     return [cards.card(view, ctx.core.media), comments.listing(found.id, latest, more=more, title=title)]
+
+
+@command("lineage", "a post's ancestors back to the original, and its most liked remixes", params=(POST,))
+async def lineage_of(ctx: Context, post: int) -> list[Reply]:
+    found = await posts.visible_post(ctx.session, post, ctx.person)
+    [view] = await cards.views(ctx.session, [found])
+    up = await lineage.chain(ctx.session, found, ctx.person)
+    down = await lineage.top_remixes(ctx.session, found, ctx.person)
+    return [lineage.reply(found, view.author, up, down)]
 
 
 @command("delete", "delete one of your posts", params=(POST,))

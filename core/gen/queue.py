@@ -305,13 +305,27 @@ class GenerationQueue:
                 return
             await self.on_progress(session, finished)
             if parent is not None and post.is_public:  # a private remix is not the parent author's news
-                await notifications.record(
-                    session, recipient_id=parent.author_id, actor_id=author.id, kind="remix", post_id=parent.id
-                )
+                await self._tell_ancestors(session, post, parent)
             if post.is_public:
                 await self.on_published(session, post)
             await session.commit()
         self.on_committed()
+
+    async def _tell_ancestors(self, session: AsyncSession, post: Post, parent: Post) -> None:
+        """The parent's author hears of the remix; the grandparent's (the original of a remix of a remix)
+        too, once. Older ancestors are not told: one level of credit news per remix is enough."""
+        await notifications.record(
+            session, recipient_id=parent.author_id, actor_id=post.author_id, kind="remix", post_id=parent.id
+        )
+        grandparent = await session.get(Post, parent.parent_id) if parent.parent_id else None
+        if grandparent is not None and grandparent.author_id != parent.author_id:
+            await notifications.record(
+                session,
+                recipient_id=grandparent.author_id,
+                actor_id=post.author_id,
+                kind="remix2",
+                post_id=grandparent.id,
+            )
 
     async def _failed(
         self, job: GenerationJob, message: str, *, retryable: bool, retry_after: float | None = None
