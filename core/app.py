@@ -31,7 +31,7 @@ from core.gen.service import ImageService
 from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
-from core.params import Values
+from core.params import Upload, Values
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
@@ -107,12 +107,30 @@ class Core:
 
     # --- what adapters call ---------------------------------------------------------------
 
-    async def handle(self, actor: Actor, line: str, *, request_id: str | None = None) -> list[Reply]:
-        """A typed message. Anything that is not a command gets a hint."""
+    async def handle(
+        self, actor: Actor, line: str, *, request_id: str | None = None, upload: Upload | None = None
+    ) -> list[Reply]:
+        """A typed message, with the picture attached to it (or to the message it answers), if any.
+        Anything that is not a command gets a hint."""
         parsed = parse_line(clean(line))
         if parsed is None:
             return [Reply(text="Send /imagine <prompt> to create an image, or /help to see everything.")]
+        if upload is not None:
+            return await self._with_upload(actor, parsed, upload, request_id)
         return await self.run(actor, parsed.name, parsed.args, via_button=False, request_id=request_id)
+
+    async def _with_upload(
+        self, actor: Actor, parsed: ParsedLine, upload: Upload, request_id: str | None
+    ) -> list[Reply]:
+        # A photo captioned /imagine means: start from this photo.
+        name = "edit" if parsed.name == "imagine" else parsed.name
+        found = commands.COMMANDS.get(name)
+        if found is None:
+            return [_unknown(parsed.name)]
+        if found.image_param is None:  # /like 12 under a photo: the photo is not part of it
+            return await self.run(actor, name, parsed.args, via_button=False, request_id=request_id)
+        attached: Values = {found.image_param: upload}
+        return await self._execute(actor, found, lambda: found.parse(parsed.args, attached), False, request_id)
 
     async def press(self, actor: Actor, action: str, *, request_id: str | None = None) -> list[Reply]:
         """A button press; its action id is a command line without the slash."""

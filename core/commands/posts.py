@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from core import cards, comments, gallery, lineage, posts
+from core import cards, comments, gallery, lineage, posts, uploads
 from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.feed import notifications
 from core.gen.sizes import aspect_of
-from core.params import Param, ParamType
+from core.params import Param, ParamType, Upload
 from core.prompts import IMAGE_OPTIONS, ImagineOptions, check_prompt
 from core.replies import Ask, Reply
 
@@ -41,6 +41,39 @@ async def remix(
     # It starts from the parent's picture, so it keeps the parent's shape unless asked otherwise.
     shape = aspect or aspect_of(parent.width, parent.height)
     return await request_image(ctx, ImagineOptions.of(checked, shape, seed, private), parent)
+
+
+PHOTO = Param(
+    "photo",
+    ParamType.IMAGE,
+    "your picture to start from",
+    required=True,
+    missing="Send a photo with /edit <prompt> as its caption (or reply to a photo with /edit <prompt>).",
+)
+
+
+@command(
+    "edit",
+    "make a new post from your own photo",
+    params=(PHOTO, PROMPT, *IMAGE_OPTIONS),
+    examples=("a photo captioned /edit the same, as a watercolour",),
+)
+async def edit(
+    ctx: Context, photo: Upload, prompt: str, aspect: str | None, seed: int | None, private: bool
+) -> list[Reply]:
+    picture = await uploads.check(photo, limit_mb=ctx.core.settings.upload_max_mb, moderator=ctx.core.moderator)
+    checked = check_prompt(prompt, ctx.core.settings.prompt_max_chars, "/edit <prompt>")
+    shape = aspect or aspect_of(picture.width, picture.height)
+    media = ctx.core.media
+    name = media.name_for(picture.data, picture.extension)
+    fresh = not media.path(name).exists()
+    await media.save(picture.data, picture.extension)
+    try:
+        return await request_image(ctx, ImagineOptions.of(checked, shape, seed, private), upload=name)
+    except Exception:
+        if fresh:  # refused after all (quota, moderation): nothing of it stays
+            await media.delete(name)
+        raise
 
 
 @command("vary", "the same prompt with a new seed, as a new post", params=(POST,), hidden=True)
