@@ -65,6 +65,11 @@ def parse_line(line: str) -> ParsedLine | None:
     return ParsedLine(head.split("@", 1)[0].lower(), args)
 
 
+def _picture_command(name: str) -> commands.Command | None:
+    """The command a line names when a picture comes with it: a photo captioned /imagine starts from it."""
+    return commands.COMMANDS.get("edit" if name == "imagine" else name)
+
+
 def _split(text: str) -> tuple[str, str]:
     """The first word and the rest, split at any whitespace (a tab or a newline too)."""
     parts = text.strip().split(maxsplit=1)
@@ -122,13 +127,9 @@ class Core:
     async def _with_upload(
         self, actor: Actor, parsed: ParsedLine, upload: Upload, request_id: str | None
     ) -> list[Reply]:
-        # A photo captioned /imagine means: start from this photo.
-        name = "edit" if parsed.name == "imagine" else parsed.name
-        found = commands.COMMANDS.get(name)
-        if found is None:
-            return [_unknown(parsed.name)]
-        if found.image_param is None:  # /like 12 under a photo: the photo is not part of it
-            return await self.run(actor, name, parsed.args, via_button=False, request_id=request_id)
+        found = _picture_command(parsed.name)
+        if found is None or found.image_param is None:  # /like 12 under a photo: the photo is not part of it
+            return await self.run(actor, parsed.name, parsed.args, via_button=False, request_id=request_id)
         attached: Values = {found.image_param: upload}
         return await self._execute(actor, found, lambda: found.parse(parsed.args, attached), False, request_id)
 
@@ -141,6 +142,12 @@ class Core:
         """The person's text in answer to an `Ask`."""
         line = f"{ask.prefix} {clean(text)}".strip()
         return await self.run(actor, ask.command, line, via_button=False, request_id=request_id)
+
+    def takes_upload(self, line: str) -> bool:
+        """Whether this line uses a picture sent with it (or replied to), so the adapter should fetch it."""
+        parsed = parse_line(clean(line))
+        found = _picture_command(parsed.name) if parsed else None
+        return found is not None and found.image_param is not None
 
     def register_messenger(self, messenger: Messenger) -> None:
         """Let the core send on its own through this platform (progress, galleries, digests)."""

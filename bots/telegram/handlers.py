@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Chat, Message, Update
+from telegram import Chat, Document, Message, PhotoSize, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
@@ -14,6 +14,7 @@ from bots.telegram.messenger import PLATFORM
 from core.actor import Actor
 from core.app import OOPS
 from core.cards import post_of_card
+from core.params import Upload
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,39 @@ async def note_contact(update: Update, context: BotContext) -> None:
 
 
 async def command(update: Update, context: BotContext) -> None:
-    """Any core command, /imagine or /follow@thisbot alike: the core parses the line."""
+    """Any core command, /imagine or /follow@thisbot alike: the core parses the line. In reply to a
+    picture, a command that takes one (/edit <prompt>) gets that picture."""
     message, actor = update.message, actor_of(update)
     if message is None or actor is None or not message.text:
         return
-    replies = await context.core.handle(actor, message.text, request_id=str(message.message_id))
+    replied = message.reply_to_message
+    upload = None
+    if replied is not None and (replied.photo or replied.document) and context.core.takes_upload(message.text):
+        upload = await download(replied, context.core.settings.upload_max_mb)
+    replies = await context.core.handle(actor, message.text, request_id=str(message.message_id), upload=upload)
     await deliver(context, Origin.of_message(message, actor.user_id), replies)
+
+
+async def picture(update: Update, context: BotContext) -> None:
+    """A photo or an image file captioned with a command that takes it (/edit <prompt>, /imagine <prompt>)."""
+    message, actor = update.message, actor_of(update)
+    if message is None or actor is None or not message.caption or not context.core.takes_upload(message.caption):
+        return
+    upload = await download(message, context.core.settings.upload_max_mb)
+    replies = await context.core.handle(actor, message.caption, request_id=str(message.message_id), upload=upload)
+    await deliver(context, Origin.of_message(message, actor.user_id), replies)
+
+
+async def download(message: Message, limit_mb: float) -> Upload | None:
+    """The message's picture (the largest size of a photo, or a document as sent). One over the limit
+    is not fetched: the core refuses it by the size Telegram reports."""
+    attachment: PhotoSize | Document | None = message.photo[-1] if message.photo else message.document
+    if attachment is None:
+        return None
+    if attachment.file_size and attachment.file_size > limit_mb * 1_000_000:
+        return Upload(b"", size=attachment.file_size)
+    data = await (await attachment.get_file()).download_as_bytearray()
+    return Upload(bytes(data), getattr(attachment, "file_name", None) or "photo.jpg")
 
 
 async def text(update: Update, context: BotContext) -> None:

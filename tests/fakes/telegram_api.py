@@ -118,6 +118,7 @@ class FakeTelegramAPI:
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, int], Json] = field(default_factory=dict)
     updates: list[Json] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # what people sent, by file_id
     chats: dict[int, ChatInfo] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,6 +136,7 @@ class FakeTelegramAPI:
     async def start(self) -> FakeTelegramAPI:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -166,6 +168,35 @@ class FakeTelegramAPI:
     def say(self, user: User, text: str, chat: ChatInfo | None = None, reply_to: Json | None = None) -> Json:
         """A message from `user`, in their private chat unless `chat` is given."""
         return self.push(self.message_update(user, text, chat, reply_to))
+
+    def send_file(
+        self,
+        user: User,
+        data: bytes,
+        caption: str = "",
+        *,
+        as_document: bool = False,
+        chat: ChatInfo | None = None,
+        reply_to: Json | None = None,
+    ) -> Json:
+        """`user` sends a picture: a photo (Telegram's compressed kind) or a document (the file as it is),
+        with a caption; the bot downloads it through getFile and the file URL."""
+        update = self.message_update(user, "", chat, reply_to)
+        message = update["message"]
+        del message["text"]
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = data
+        meta = {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(data)}
+        if as_document:
+            message["document"] = {**meta, "file_name": "picture.png", "mime_type": "image/png"}
+        else:
+            message["photo"] = [{**meta, "width": 64, "height": 64}]
+        if caption:
+            message["caption"] = caption
+            if caption.startswith("/"):
+                length = len(caption.split()[0])
+                message["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        return self.push(update)
 
     def press(self, user: User, message: Json, data: str) -> Json:
         """`user` presses the button with callback data `data` under `message` (one the bot sent)."""
@@ -291,6 +322,23 @@ class FakeTelegramAPI:
             else:
                 params[key] = value
         return params, files
+
+    async def _api_getFile(self, call: Call) -> Json:
+        file_id = str(call.params.get("file_id"))
+        if file_id not in self.files:
+            raise ApiError("wrong file_id or the file is temporarily unavailable")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(self.files[file_id]),
+            "file_path": f"files/{file_id}",
+        }
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["path"].removeprefix("files/")
+        if request.match_info["token"] != self.token or file_id not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     def _take_failure(self, call: Call) -> Failure | None:
         queue = self._failures.get(call.method)
