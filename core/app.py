@@ -32,6 +32,7 @@ from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
 from core.params import Upload, Values
+from core.provenance import Signer, load_key
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
@@ -94,6 +95,7 @@ class Core:
         self.outbox.add_renderer("digest", DigestRenderer(media))
         self.outbox.add_renderer("bestof", DigestRenderer(media))
         self.scheduler: scheduler.Scheduler | None = None
+        self.signer = Signer(load_key(settings))
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
             self.sessions,
@@ -108,6 +110,7 @@ class Core:
             on_published=self._published,
             on_committed=self.outbox.wake,
             breaker=self.breaker,
+            sign=lambda data, post, author: self.signer.sign(data, post.id, author, post.prompt, post.parent_id),
         )
 
     # --- what adapters call ---------------------------------------------------------------

@@ -32,6 +32,8 @@ from core.models import GenerationJob, Person, Post, utcnow
 log = logging.getLogger(__name__)
 
 JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
+# Embeds the provenance signature in a new post's image (blocking): (image bytes, post, author handle).
+Sign = Callable[[bytes, Post, str], bytes]
 PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 120.0
@@ -89,7 +91,9 @@ class GenerationQueue:
         on_published: PostHook,
         breaker: Breaker | None = None,
         on_committed: Callable[[], None] = lambda: None,
+        sign: Sign | None = None,
     ) -> None:
+        self.sign = sign
         self.sessions = sessions
         self.images = images
         self.config = config
@@ -291,6 +295,7 @@ class GenerationQueue:
                 visibility=job.visibility,
                 origin=origin_of(job, stored),
             )
+            unsigned = await self._sign(session, post, author.handle, stored)
             finished = await session.scalar(
                 update(GenerationJob)
                 .where(*self._owned(job))
@@ -309,7 +314,24 @@ class GenerationQueue:
             if post.is_public:
                 await self.on_published(session, post)
             await session.commit()
+        if unsigned is not None:
+            await self.images.media.delete(unsigned)
         self.on_committed()
+
+    async def _sign(self, session: AsyncSession, post: Post, handle: str, stored: StoredImage) -> str | None:
+        """Give the post its signed image (the signature names the post, so it comes after the insert);
+        returns the unsigned file when no post uses it any more."""
+        if self.sign is None:
+            return None
+        media, sign = self.images.media, self.sign
+        data = await asyncio.to_thread(media.path(stored.path).read_bytes)
+        signed = await asyncio.to_thread(sign, data, post, handle)
+        if signed == data:
+            return None
+        post.image_path = await media.save(signed, stored.image.extension)
+        await session.flush()
+        shared = await session.scalar(select(Post.id).where(Post.image_path == stored.path).limit(1))
+        return stored.path if shared is None else None
 
     async def _tell_ancestors(self, session: AsyncSession, post: Post, parent: Post) -> None:
         """The parent's author hears of the remix; the grandparent's (the original of a remix of a remix)
