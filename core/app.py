@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import commands, gallery, outbox, people, scheduler
+from core import commands, gallery, outbox, people, scheduler, threads
 from core.actor import Actor
 from core.config import Settings
 from core.db import create_sessionmaker
@@ -151,6 +151,29 @@ class Core:
         parsed = parse_line(clean(line))
         found = _picture_command(parsed.name) if parsed else None
         return found is not None and found.image_param is not None
+
+    async def thread_opened(
+        self, platform: str, chat_id: str, thread_id: str, gallery_chats: list[str], gallery_message_id: str
+    ) -> int | None:
+        """The platform showed gallery message `gallery_message_id` in a discussion chat, starting thread
+        `thread_id` there: what is written in it from now on comments on that post (returned)."""
+        async with self.sessions() as session:
+            post_id = await threads.post_of_gallery_message(session, platform, gallery_chats, gallery_message_id)
+            if post_id is not None:
+                await threads.link(session, platform, chat_id, thread_id, post_id)
+                await session.commit()
+        return post_id
+
+    async def thread_comment(
+        self, actor: Actor, thread_id: str, text: str, *, request_id: str | None = None
+    ) -> list[Reply] | None:
+        """A message in a discussion thread: a comment on its post (with every rule of /comment), or None
+        when the thread is not under one of our gallery posts."""
+        async with self.sessions() as session:
+            post_id = await threads.post_of_thread(session, actor.platform, actor.chat_id or "", thread_id)
+        if post_id is None:
+            return None
+        return await self.invoke(actor, "comment", {"post": post_id, "text": text}, request_id=request_id)
 
     def register_messenger(self, messenger: Messenger) -> None:
         """Let the core send on its own through this platform (progress, galleries, digests)."""

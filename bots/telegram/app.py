@@ -110,6 +110,8 @@ def add_handlers(application: TelegramApp) -> None:
     pictures = (filters.PHOTO | filters.Document.IMAGE) & filters.CAPTION & only_new
     application.add_handler(MessageHandler(pictures, handlers.picture))
     application.add_handler(CallbackQueryHandler(handlers.button))
+    # Its own group, so it sees group messages that the handlers above also look at (and ignore).
+    application.add_handler(MessageHandler(filters.ChatType.GROUPS & only_new, handlers.discussion), group=1)
     application.add_error_handler(handlers.on_error)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Chat, Document, Message, PhotoSize, Update
+from telegram import Chat, Document, Message, MessageOriginChannel, PhotoSize, Update
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
@@ -108,6 +108,43 @@ def _card_replied_to(replied: Message | None, bot_id: int) -> int | None:
     if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
         return None
     return post_of_card(replied.caption or replied.text)
+
+
+async def discussion(update: Update, context: BotContext) -> None:
+    """The gallery channel's discussion group: Telegram forwards each channel post there on its own,
+    which opens a comment thread (message_thread_id = the forward's id); messages in it are comments."""
+    message = update.message
+    if message is None or message.chat.type not in (Chat.GROUP, Chat.SUPERGROUP):
+        return
+    group = str(message.chat.id)
+    if _open_thread(message) is not None:
+        await _thread_opened(context, group, message)
+        return
+    replied = message.reply_to_message
+    if replied is not None and _open_thread(replied) is not None:  # a thread that began before we were there
+        await _thread_opened(context, group, replied)
+    actor = actor_of(update)
+    thread = message.message_thread_id
+    if actor is None or thread is None or message.sender_chat is not None or not message.text:
+        return  # a comment posted as a channel has no person behind it
+    if message.text.startswith("/"):
+        return
+    replies = await context.core.thread_comment(actor, str(thread), message.text, request_id=str(message.message_id))
+    problems = [r for r in replies or [] if r.error]  # a comment is quiet; only a refusal is answered
+    if problems:
+        await deliver(context, Origin.of_message(message, actor.user_id), problems)
+
+
+def _open_thread(message: Message) -> MessageOriginChannel | None:
+    origin = message.forward_origin
+    return origin if message.is_automatic_forward and isinstance(origin, MessageOriginChannel) else None
+
+
+async def _thread_opened(context: BotContext, group: str, forward: Message) -> None:
+    origin = _open_thread(forward)
+    assert origin is not None
+    names = [str(origin.chat.id)] + ([f"@{origin.chat.username}"] if origin.chat.username else [])
+    await context.core.thread_opened(PLATFORM, group, str(forward.message_id), names, str(origin.message_id))
 
 
 async def button(update: Update, context: BotContext) -> None:

@@ -198,6 +198,33 @@ class FakeTelegramAPI:
                 message["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         return self.push(update)
 
+    def forward_to_discussion(self, channel_post: Json, group: ChatInfo) -> Json:
+        """What Telegram does with a channel post when the channel has a linked discussion group: the
+        same message, automatically forwarded into the group, where it opens the post's comment thread."""
+        self.chats[group.id] = group
+        channel = channel_post["chat"]
+        message: Json = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": group.json(),
+            "sender_chat": channel,
+            "is_automatic_forward": True,
+            "forward_origin": {
+                "type": "channel",
+                "chat": channel,
+                "message_id": channel_post["message_id"],
+                "date": channel_post["date"],
+            },
+            **{k: v for k, v in channel_post.items() if k in ("photo", "caption", "caption_entities")},
+        }
+        return self.push({"update_id": next(self._update_ids), "message": message})["message"]
+
+    def comment_in_thread(self, user: User, group: ChatInfo, root: Json, text: str) -> Json:
+        """`user` comments under the channel post that `root` (its automatic forward) shows in the group."""
+        update = self.message_update(user, text, group, reply_to=root)
+        update["message"]["message_thread_id"] = root["message_id"]
+        return self.push(update)
+
     def press(self, user: User, message: Json, data: str) -> Json:
         """`user` presses the button with callback data `data` under `message` (one the bot sent)."""
         return self.push(self.press_update(user, message, data))
