@@ -3,12 +3,16 @@ limits and moderation; through the console commands, buttons, and the real Teleg
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+
+from sqlalchemy import func, select
 
 from core.app import Core
 from core.comments import COMMENT_MAX_CHARS, PAGE_SIZE, RATE_COUNT
 from core.feed.notifications import batch_pass
 from core.gen.moderation import compile_blocklist
+from core.models import Post
 from tests.fakes.platform import FakeMessenger, chat_of
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
 from tests.support import Chat, actor
@@ -127,3 +131,25 @@ async def test_telegram_the_button_prompts_and_a_plain_reply_to_a_card_comments(
     listed = await api.wait_for("sendMessage", lambda c: c.chat_id == str(ALICE.id), after=mark)
     assert all("@bob: " in line for line in listed.params["text"].splitlines()[1:])
     assert "and the clouds!" in listed.params["text"] and "what a view" in listed.params["text"]
+
+
+async def test_console_the_comment_button_and_the_next_line(core: Core) -> None:
+    import io
+
+    from bots.console.chat import ConsoleChat
+
+    out = io.StringIO()
+    console = ConsoleChat(core, out=out, name="alice")
+    await console.line("/imagine a lonely tree --seed 1")
+    async with asyncio.timeout(30):
+        await core.drain()
+    async with core.sessions() as session:
+        post = await session.scalar(select(func.max(Post.id)))
+    await console.line("/as bob")
+    await console.line(f"/post {post}")
+    await console.line(f"comment {post}")  # the button, as the console shows it
+    await console.line("such a calm tree")
+    await console.line(f"/comments {post}")
+    shown = out.getvalue()
+    assert f"[💬 0] comment {post}" in shown and f"Your comment on #{post}?" in shown
+    assert "@bob: such a calm tree" in shown.splitlines()[-1]
