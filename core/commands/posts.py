@@ -56,7 +56,6 @@ PHOTO = Param(
     "edit",
     "make a new post from your own photo",
     params=(PHOTO, PROMPT, *IMAGE_OPTIONS),
-    examples=("a photo captioned /edit the same, as a watercolour",),
 )
 async def edit(
     ctx: Context, photo: Upload, prompt: str, aspect: str | None, seed: int | None, private: bool
