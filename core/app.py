@@ -110,7 +110,9 @@ class Core:
             on_published=self._published,
             on_committed=self.outbox.wake,
             breaker=self.breaker,
-            sign=lambda data, post, author: self.signer.sign(data, post.id, author, post.prompt, post.parent_id),
+            sign=lambda data, post, author, pixels: self.signer.sign(
+                data, post.id, author, post.prompt, post.parent_id, pixels
+            ),
         )
 
     # --- what adapters call ---------------------------------------------------------------

@@ -85,9 +85,12 @@ class Signer:
     def _mac(self, payload: bytes) -> str:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
-    def sign(self, data: bytes, post: int, author: str, prompt: str, parent: int | None) -> bytes:
-        """The same image with the signature embedded (blocking). Formats it cannot carry are returned as they are."""
-        claim = Claim(post, author, prompt, parent, pixel_hash(data))
+    def sign(
+        self, data: bytes, post: int, author: str, prompt: str, parent: int | None, pixels: str | None = None
+    ) -> bytes:
+        """The same image with the signature embedded (blocking); `pixels`, its pixel_hash when known.
+        Formats it cannot carry (WebP) are returned as they are."""
+        claim = Claim(post, author, prompt, parent, pixels or pixel_hash(data))
         record = json.dumps({"claim": json.loads(claim.payload()), "sig": self._mac(claim.payload())})
         if data.startswith(PNG_SIGNATURE):
             return stamp_png(data, {CHUNK: record})

@@ -32,8 +32,9 @@ from core.models import GenerationJob, Person, Post, utcnow
 log = logging.getLogger(__name__)
 
 JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
-# Embeds the provenance signature in a new post's image (blocking): (image bytes, post, author handle).
-Sign = Callable[[bytes, Post, str], bytes]
+# Embeds the provenance signature in a new post's image (blocking): (image bytes, post, author handle,
+# the pixels' hash when already known).
+Sign = Callable[[bytes, Post, str, str | None], bytes]
 PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 120.0
@@ -325,7 +326,7 @@ class GenerationQueue:
             return None
         media, sign = self.images.media, self.sign
         data = await asyncio.to_thread(media.path(stored.path).read_bytes)
-        signed = await asyncio.to_thread(sign, data, post, handle)
+        signed = await asyncio.to_thread(sign, data, post, handle, stored.pixels)
         if signed == data:
             return None
         post.image_path = await media.save(signed, stored.image.extension)

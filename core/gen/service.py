@@ -9,6 +9,7 @@ from core.gen.backend import GeneratedImage, ImageBackend, ImageRequest
 from core.gen.media import MediaStore
 from core.gen.publishable import publishable
 from core.gen.sizes import nearest_size
+from core.provenance import pixel_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,7 @@ class StoredImage:
     image: GeneratedImage
     path: str  # relative to the media store
     from_source: bool = False  # the backend started from the given picture
+    pixels: str | None = None  # core.provenance.pixel_hash, worked out here, off the queue's write turn
 
 
 class ImageService:
@@ -40,4 +42,5 @@ class ImageService:
         # Whatever the backend sent, the stored image is one every platform can show (or the job fails).
         image = await asyncio.to_thread(publishable, generated)
         path = await self.media.save(image.data, image.extension)
-        return StoredImage(image, path, from_source=start is not None)
+        pixels = await asyncio.to_thread(pixel_hash, image.data)
+        return StoredImage(image, path, from_source=start is not None, pixels=pixels)
