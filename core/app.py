@@ -44,6 +44,8 @@ LINE_UPDATES = 5  # waiting jobs whose place in line is shown anew when a job st
 # How long a finished job with no progress message waits for the adapter to report one before its
 # result goes out as a new message (the adapter's reply may wait behind a chat's pacing).
 PROGRESS_GRACE = timedelta(seconds=5)
+# How often and how long a discussion thread's gallery message is looked for (see Core.thread_opened).
+THREAD_LOOKUPS, THREAD_LOOKUP_PAUSE = 10, 0.5
 OOPS = "Sorry, something went wrong on our side and nothing was saved. Please try again in a moment."
 
 
@@ -158,13 +160,18 @@ class Core:
         self, platform: str, chat_id: str, thread_id: str, gallery_chats: list[str], gallery_message_id: str
     ) -> int | None:
         """The platform showed gallery message `gallery_message_id` in a discussion chat, starting thread
-        `thread_id` there: what is written in it from now on comments on that post (returned)."""
-        async with self.sessions() as session:
-            post_id = await threads.post_of_gallery_message(session, platform, gallery_chats, gallery_message_id)
-            if post_id is not None:
-                await threads.link(session, platform, chat_id, thread_id, post_id)
-                await session.commit()
-        return post_id
+        `thread_id` there: what is written in it from now on comments on that post (returned).
+        The platform may show it before the outbox has recorded the message as sent: look a few times."""
+        for attempt in range(THREAD_LOOKUPS):
+            if attempt:
+                await asyncio.sleep(THREAD_LOOKUP_PAUSE)
+            async with self.sessions() as session:
+                post_id = await threads.post_of_gallery_message(session, platform, gallery_chats, gallery_message_id)
+                if post_id is not None:
+                    await threads.link(session, platform, chat_id, thread_id, post_id)
+                    await session.commit()
+                    return post_id
+        return None
 
     async def thread_comment(
         self, actor: Actor, thread_id: str, text: str, *, request_id: str | None = None

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db import rowcount
 from core.feed.ranking import hot_score
 from core.models import (
+    Comment,
     Delivery,
     Follow,
     GenerationJob,
@@ -41,6 +42,7 @@ PERSON_COLUMNS = (
     ModerationRefusal.person_id,
     Notification.recipient_id,
     Notification.actor_id,
+    Comment.author_id,
 )
 # Column kinds of notifications that are news once per (recipient, actor, post); remixes are each new.
 ONCE_PER_ACTOR = ("follow", "like")
@@ -66,7 +68,13 @@ async def merge_people(session: AsyncSession, survivor: Person, absorbed: Person
     await _merge_notifications(session, keep, gone)
     await _merge_digest_keys(session, keep, gone)
     moved_posts = await session.execute(update(Post).where(Post.author_id == gone).values(author_id=keep))
-    for column in (Identity.person_id, GenerationJob.person_id, Delivery.person_id, ModerationRefusal.person_id):
+    for column in (
+        Identity.person_id,
+        GenerationJob.person_id,
+        Delivery.person_id,
+        ModerationRefusal.person_id,
+        Comment.author_id,
+    ):
         await session.execute(update(column.class_).where(column == gone).values({column.key: keep}))
     _merge_preferences(survivor, absorbed)
     await session.execute(delete(Person).where(Person.id == gone))

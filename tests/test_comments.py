@@ -153,3 +153,16 @@ async def test_console_the_comment_button_and_the_next_line(core: Core) -> None:
     shown = out.getvalue()
     assert f"[💬 0] comment {post}" in shown and f"Your comment on #{post}?" in shown
     assert "@bob: such a calm tree" in shown.splitlines()[-1]
+
+
+async def test_a_merged_persons_comments_move_to_the_surviving_account(chat: Chat) -> None:
+    from tests.test_linking import link
+
+    post = await chat.post("alice")
+    await chat.say("tom", "/start", "telegram")  # the older account: it survives
+    said = "\n".join(r.text for r in await chat.say("dora", f"/comment {post} from discord", "discord"))
+    comment_id = said.split()[3]
+    assert "Linked" in await link(chat, ("tom", "telegram"), ("dora", "discord"))
+    assert f"{comment_id} @tom: from discord" in await chat.text("alice", f"/comments {post}")
+    deleted = "\n".join(r.text for r in await chat.say("tom", f"/uncomment {comment_id}", "telegram"))
+    assert deleted.startswith(f"Deleted comment {comment_id}")
