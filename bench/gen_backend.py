@@ -40,6 +40,7 @@ class FakeRemoteBackend:
     name = "fake-remote"
     model = "fake-1"
     honours_seed = True
+    edits = False
     sizes: ClassVar[dict[str, tuple[int, int]]] = LocalBackend.sizes
 
     def __init__(self, latency: float) -> None:

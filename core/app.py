@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import bans, commands, gallery, outbox, people, scheduler
+from core import bans, commands, gallery, outbox, people, scheduler, threads
 from core.actor import Actor
 from core.config import Settings
 from core.db import Checkpointer, create_sessionmaker
@@ -32,7 +32,8 @@ from core.leases import DeploymentLock
 from core.messenger import MessageRef, Messenger
 from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
-from core.params import Values
+from core.params import Upload, Values
+from core.provenance import Signer, load_key
 from core.ratelimit import RateLimiter, wait_line
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
@@ -45,6 +46,8 @@ LINE_UPDATES = 5  # waiting jobs whose place in line is shown anew when a job st
 # How long a finished job with no progress message waits for the adapter to report one before its
 # result goes out as a new message (the adapter's reply may wait behind a chat's pacing).
 PROGRESS_GRACE = timedelta(seconds=5)
+# How often and how long a discussion thread's gallery message is looked for (see Core.thread_opened).
+THREAD_LOOKUPS, THREAD_LOOKUP_PAUSE = 10, 0.5
 OOPS = "Sorry, something went wrong on our side and nothing was saved. Please try again in a moment."
 
 
@@ -65,6 +68,11 @@ def parse_line(line: str) -> ParsedLine | None:
         return None
     head, args = _split(stripped[1:])
     return ParsedLine(head.split("@", 1)[0].lower(), args)
+
+
+def _picture_command(name: str) -> commands.Command | None:
+    """The command a line names when a picture comes with it: a photo captioned /imagine starts from it."""
+    return commands.COMMANDS.get("edit" if name == "imagine" else name)
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -94,6 +102,7 @@ class Core:
         self.scheduler: scheduler.Scheduler | None = None
         self.limiter = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute / 60)
         self.scheduler_lock = DeploymentLock(engine, "scheduler")
+        self.signer = Signer(load_key(settings))
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
             self.sessions,
@@ -109,16 +118,33 @@ class Core:
             on_published=self._published,
             on_committed=self.outbox.wake,
             breaker=self.breaker,
+            sign=lambda data, post, author, pixels: self.signer.sign(
+                data, post.id, author, post.prompt, post.parent_id, pixels
+            ),
         )
 
     # --- what adapters call ---------------------------------------------------------------
 
-    async def handle(self, actor: Actor, line: str, *, request_id: str | None = None) -> list[Reply]:
-        """A typed message. Anything that is not a command gets a hint."""
+    async def handle(
+        self, actor: Actor, line: str, *, request_id: str | None = None, upload: Upload | None = None
+    ) -> list[Reply]:
+        """A typed message, with the picture attached to it (or to the message it answers), if any.
+        Anything that is not a command gets a hint."""
         parsed = parse_line(clean(line))
         if parsed is None:
             return [Reply(text="Send /imagine <prompt> to create an image, or /help to see everything.")]
+        if upload is not None:
+            return await self._with_upload(actor, parsed, upload, request_id)
         return await self.run(actor, parsed.name, parsed.args, via_button=False, request_id=request_id)
+
+    async def _with_upload(
+        self, actor: Actor, parsed: ParsedLine, upload: Upload, request_id: str | None
+    ) -> list[Reply]:
+        found = _picture_command(parsed.name)
+        if found is None or found.image_param is None:  # /like 12 under a photo: the photo is not part of it
+            return await self.run(actor, parsed.name, parsed.args, via_button=False, request_id=request_id)
+        attached: Values = {found.image_param: upload}
+        return await self._execute(actor, found, lambda: found.parse(parsed.args, attached), False, request_id)
 
     async def press(self, actor: Actor, action: str, *, request_id: str | None = None) -> list[Reply]:
         """A button press; its action id is a command line without the slash."""
@@ -129,6 +155,40 @@ class Core:
         """The person's text in answer to an `Ask`."""
         line = f"{ask.prefix} {clean(text)}".strip()
         return await self.run(actor, ask.command, line, via_button=False, request_id=request_id)
+
+    def takes_upload(self, line: str) -> bool:
+        """Whether this line uses a picture sent with it (or replied to), so the adapter should fetch it."""
+        parsed = parse_line(clean(line))
+        found = _picture_command(parsed.name) if parsed else None
+        return found is not None and found.image_param is not None
+
+    async def thread_opened(
+        self, platform: str, chat_id: str, thread_id: str, gallery_chats: list[str], gallery_message_id: str
+    ) -> int | None:
+        """The platform showed gallery message `gallery_message_id` in a discussion chat, starting thread
+        `thread_id` there: what is written in it from now on comments on that post (returned).
+        The platform may show it before the outbox has recorded the message as sent: look a few times."""
+        for attempt in range(THREAD_LOOKUPS):
+            if attempt:
+                await asyncio.sleep(THREAD_LOOKUP_PAUSE)
+            async with self.sessions() as session:
+                post_id = await threads.post_of_gallery_message(session, platform, gallery_chats, gallery_message_id)
+                if post_id is not None:
+                    await threads.link(session, platform, chat_id, thread_id, post_id)
+                    await session.commit()
+                    return post_id
+        return None
+
+    async def thread_comment(
+        self, actor: Actor, thread_id: str, text: str, *, request_id: str | None = None
+    ) -> list[Reply] | None:
+        """A message in a discussion thread: a comment on its post (with every rule of /comment), or None
+        when the thread is not under one of our gallery posts."""
+        async with self.sessions() as session:
+            post_id = await threads.post_of_thread(session, actor.platform, actor.chat_id or "", thread_id)
+        if post_id is None:
+            return None
+        return await self.invoke(actor, "comment", {"post": post_id, "text": text}, request_id=request_id)
 
     def register_messenger(self, messenger: Messenger) -> None:
         """Let the core send on its own through this platform (progress, galleries, digests)."""

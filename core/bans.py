@@ -18,7 +18,7 @@ from core.visibility import BANNED, VISIBLE
 
 FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 # What a ban stops: making posts and acting on other people.
-BANNED_FROM = frozenset({"imagine", "remix", "vary", "like", "follow", "report"})
+BANNED_FROM = frozenset({"imagine", "remix", "vary", "edit", "like", "comment", "follow", "report"})
 DURATION_RE = re.compile(r"^([0-9]{1,4})([mhdw])$")
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 CANCELLED = "Cancelled: your account is banned."

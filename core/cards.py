@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -51,6 +52,12 @@ def caption(view: PostView) -> str:
     if post.parent_id is not None:
         credit = f" by @{view.parent_author}" if view.parent_author else ""
         lines.append(f"🔁 Remix of #{post.parent_id}{credit}")
+    elif post.lineage:  # the parent was deleted; the chain goes on past it (/lineage)
+        lines.append("🔁 Remix of a deleted post")
+    if post.origin == "prompt-only":
+        lines.append("(made from the prompt alone: this image model cannot start from a picture)")
+    elif post.origin == "upload":
+        lines.append("📷 Started from the author's own photo")
     if not post.is_public:
         lines.append("🔒 Private: only you can see it")
     if post.status in STATUS_NOTE:
@@ -66,7 +73,11 @@ def post_buttons(view: PostView) -> tuple[tuple[Button, ...], ...]:
             Button("🔁 Remix", f"remix {post.id}"),
             Button("🎲 Variation", f"vary {post.id}"),
         ),
-        (Button(f"➕ Follow @{view.author}", f"follow {view.author}"), Button("🚩 Report", f"report {post.id}")),
+        (
+            Button(f"➕ Follow @{view.author}", f"follow {view.author}"),
+            Button(f"💬 {post.comment_count}", f"comment {post.id}"),
+            Button("🚩 Report", f"report {post.id}"),
+        ),
     )
 
 
@@ -78,6 +89,15 @@ def card(view: PostView, media: MediaStore, *, edit: bool = False) -> Reply:
         edit=edit,
         post_id=view.post.id,
     )
+
+
+_CARD_HEAD = re.compile(r"#(\d{1,18}) by @")
+
+
+def post_of_card(text: str | None) -> int | None:
+    """The post a card's caption shows ("#12 by @alice..."): a reply to a card is about that post."""
+    found = _CARD_HEAD.match(text or "")
+    return int(found.group(1)) if found else None
 
 
 def preview_line(post: Post) -> str:

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     openai_moderation: bool = True
     openai_moderation_model: str = "omni-moderation-latest"
     moderation_timeout_seconds: float = Field(default=10.0, gt=0)
+    # People's own pictures (/edit, a photo with /imagine): the largest file taken, in megabytes.
+    upload_max_mb: float = Field(default=10.0, gt=0, le=50)
+    # The key that signs every image made here (core.provenance); generated into data/ when unset.
+    provenance_key: SecretStr | None = None
     # Circuit breaker around the image service: open after N retryable failures in a row, for a cool-down.
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
@@ -126,6 +130,7 @@ class Settings(BaseSettings):
     @field_validator(
         "openai_api_key",
         "openai_base_url",
+        "provenance_key",
         "generation_cooldown_seconds",
         "telegram_bot_token",
         "telegram_api_base_url",

@@ -20,6 +20,7 @@ from core.feed.ranking import hot_score
 from core.models import (
     AuditEntry,
     Block,
+    Comment,
     Delivery,
     Follow,
     FollowRequest,
@@ -54,6 +55,7 @@ PERSON_COLUMNS = (
     Block.blocked_id,
     FollowRequest.follower_id,
     FollowRequest.followee_id,
+    Comment.author_id,
 )
 # Column kinds of notifications that are news once per (recipient, actor, post); remixes are each new.
 ONCE_PER_ACTOR = ("follow", "like")
@@ -86,6 +88,7 @@ async def merge_people(session: AsyncSession, survivor: Person, absorbed: Person
         ModerationRefusal.person_id,
         AuditEntry.actor_id,
         AuditEntry.target_person_id,
+        Comment.author_id,
     ):
         await session.execute(update(column.class_).where(column == gone).values({column.key: keep}))
     await _merge_reports(session, keep, gone)

@@ -143,6 +143,13 @@ class Post(Base):
     visibility: Mapped[str] = mapped_column(String(16), default="public")
     like_count: Mapped[int] = mapped_column(Integer, default=0)
     remix_count: Mapped[int] = mapped_column(Integer, default=0)
+    comment_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the image started from: None (the prompt alone), "image" (the parent's picture), "prompt-only"
+    # (a remix whose backend could not start from a picture), "upload" (the author's own photo).
+    origin: Mapped[str | None] = mapped_column(String(16))
+    # The ids of every ancestor, nearest first ("12,7,3"), written once at creation: parent_id is cleared
+    # when the parent is deleted, and this keeps the chain past the gap.
+    lineage: Mapped[str | None] = mapped_column(Text)
     # Time-decayed popularity that does not depend on "now" (see core.feed.ranking), so it can be indexed.
     hot: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -185,6 +192,9 @@ class GenerationJob(Base):
     aspect: Mapped[str] = mapped_column(String(8), default="1:1")
     visibility: Mapped[str] = mapped_column(String(16), default="public")
     parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="SET NULL"))
+    # The picture to start from, relative to the media store, and whose it is ("parent" or "upload").
+    source_path: Mapped[str | None] = mapped_column(String(255))
+    source_kind: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, running, done, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -255,7 +265,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     recipient_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
     actor_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # follow, like, remix
+    kind: Mapped[str] = mapped_column(String(16))  # follow, like, remix, comment, remix2 (a remix of a remix)
     post_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     batched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -364,3 +374,27 @@ class SeenUpdate(Base):
     platform: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Comment(Base):
+    """A comment under a post; pages are read newest first by id (keyset)."""
+
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_post_id_id", "post_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CommentThread(Base):
+    """A platform's own comment thread under a gallery post (a Telegram discussion group's thread)."""
+
+    __tablename__ = "comment_threads"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), index=True)

@@ -28,6 +28,21 @@ class ParamType(Enum):
     CHOICE = "choice"  # one of `choices`, in any case
     HANDLE = "handle"  # someone's handle, with or without @
     POST = "post"  # a post id, with or without #
+    IMAGE = "image"  # a picture the person attached (an Upload): never written in the line
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file as an adapter received it, not yet checked (core.uploads checks it)."""
+
+    data: bytes
+    name: str = ""
+    # The whole file's size when the adapter read only the start of a file too big to take.
+    size: int | None = None
+
+    @property
+    def total_size(self) -> int:
+        return self.size if self.size is not None else len(self.data)
 
 
 class UsageError(UserError):
@@ -112,7 +127,7 @@ def validate(params: tuple[Param, ...]) -> None:
     if required != sorted(required, reverse=True):
         # Slash commands list required options first; the text syntax keeps the same order.
         raise ValueError(f"required parameters come before optional ones: {names}")
-    positional = [p for p in params if not p.is_option]
+    positional = [p for p in params if not p.is_option and p.type is not ParamType.IMAGE]
     if any(p.type is ParamType.TEXT for p in positional[:-1]):
         raise ValueError("only the last positional parameter can be free text")
     for param in params:
@@ -179,10 +194,14 @@ def from_text(param: Param, raw: str) -> object:
             return people.parse_handle(raw)
         case ParamType.POST:
             return posts.parse_post_id(raw)
+        case ParamType.IMAGE:
+            raise UserError(param.missing or f"Attach a picture as {param.noun}.")
 
 
 def from_option(param: Param, value: object) -> object:
     """One value an adapter passed typed (a slash-command option); strings go through `from_text`."""
+    if param.type is ParamType.IMAGE and isinstance(value, Upload):
+        return value
     if isinstance(value, str):
         value = value.strip()
         return from_text(param, value) if value else None
@@ -240,7 +259,7 @@ class _Parse:
 
     def positional(self, text: str) -> Values:
         values: Values = {}
-        params = [p for p in self.params if not p.is_option]
+        params = [p for p in self.params if not p.is_option and p.type is not ParamType.IMAGE]  # attached
         for index, param in enumerate(params):
             if param.type is ParamType.TEXT and index == len(params) - 1:
                 raw, text = text.strip(), ""
@@ -252,11 +271,11 @@ class _Parse:
             raise self.fail()  # more words than the command takes
         return values
 
-    def parse(self, text: str) -> Values:
+    def parse(self, text: str, attached: Values | None = None) -> Values:
         if not self.params:
             return {}  # nothing to take: anything written is ignored (Telegram's /start <payload>)
         options, text = self.options(text) if any(p.is_option for p in self.params) else ({}, text)
-        return self.complete({**self.positional(text), **options})
+        return self.complete({**self.positional(text), **options, **(attached or {})})
 
     def complete(self, values: Values) -> Values:
         for param in self.params:
@@ -267,9 +286,10 @@ class _Parse:
         return values
 
 
-def parse_text(params: tuple[Param, ...], text: str, usage: str) -> Values:
-    """The values written after a command's name; `usage` ends every complaint."""
-    return _Parse(params, usage).parse(text)
+def parse_text(params: tuple[Param, ...], text: str, usage: str, attached: Values | None = None) -> Values:
+    """The values written after a command's name, with the `attached` ones (pictures, by parameter
+    name); `usage` ends every complaint."""
+    return _Parse(params, usage).parse(text, attached)
 
 
 def check_options(params: tuple[Param, ...], given: Mapping[str, object], usage: str) -> Values:

@@ -29,6 +29,20 @@ async def visible_post(
     return await rule.visible_post(session, post_id, viewer, admin=admin, deleted=deleted)
 
 
+LINEAGE_MAX = 100  # ancestors remembered per post; a longer chain is cut at its oldest end
+
+
+def lineage_of(parent: Post | None) -> str | None:
+    """The new post's ancestors, nearest first: its parent, then the parent's own ancestors."""
+    if parent is None:
+        return None
+    return ",".join([str(parent.id), *(parent.lineage or "").split(",")][:LINEAGE_MAX]).rstrip(",")
+
+
+def ancestors(post: Post) -> list[int]:
+    return [int(part) for part in (post.lineage or "").split(",") if part]
+
+
 async def create_post(
     session: AsyncSession,
     author: Person,
@@ -38,6 +52,7 @@ async def create_post(
     *,
     parent: Post | None = None,
     visibility: str = "public",
+    origin: str | None = None,
 ) -> Post:
     created = utcnow()
     post = Post(
@@ -51,6 +66,8 @@ async def create_post(
         backend=image.backend,
         model=image.model,
         parent_id=parent.id if parent else None,
+        lineage=lineage_of(parent),
+        origin=origin,
         visibility=visibility,
         author_private=author.private,
         # A generation that was running when its author was banned is held back with the rest.

@@ -46,7 +46,13 @@ async def test_a_ban_refuses_every_action_tells_once_hides_posts_and_cancels_que
     assert "@spammer is banned until" in answer
 
     refused = "Your account is banned until"
-    for line in ("/imagine a fox", f"/remix {other} mine", f"/like {other}", "/follow reader"):
+    for line in (
+        "/imagine a fox",
+        f"/remix {other} mine",
+        f"/like {other}",
+        f"/comment {other} spam",
+        "/follow reader",
+    ):
         [reply] = await chat.say("spammer", line)
         assert reply.text.startswith(refused) and "flooding the gallery" in reply.text and reply.error, line
     [pressed] = await chat.press("spammer", f"vary {other}")

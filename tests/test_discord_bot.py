@@ -136,6 +136,7 @@ async def test_a_deferred_imagine_shows_its_progress_which_ends_as_the_post_with
             f"remix {post_id}",
             f"vary {post_id}",
             "follow alice",
+            f"comment {post_id}",
             f"report {post_id}",
         ]
         assert post["content"] in ("", None)

@@ -53,6 +53,7 @@ async def test_imagine_shows_progress_that_ends_as_the_photo_post_with_its_keybo
         f"remix {post_id}",
         f"vary {post_id}",
         "follow alice",
+        f"comment {post_id}",
         f"report {post_id}",
     ]
     # The progress message came first and is deleted: the chat ends with the photo post alone.

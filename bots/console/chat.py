@@ -7,12 +7,15 @@ import asyncio
 import getpass
 import re
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bots.console.messenger import ConsoleMessenger
 from bots.console.render import render
+from core import commands
 from core.actor import Actor
-from core.app import Core
+from core.app import Core, parse_line
+from core.params import Upload
 from core.people import normalize_handle
 from core.replies import Ask, Reply
 
@@ -28,6 +31,17 @@ def read_line(stream: TextIO) -> str:
         return stream.readline()
     text = buffer.readline().decode("utf-8", errors="surrogateescape")
     return _UNDECODED.sub(lambda m: bytes([ord(m.group()) - 0xDC00]).decode("cp1252", errors="replace"), text)
+
+
+def read_upload(where: str, limit_mb: float) -> Upload:
+    """The file, or only its start when it is over the limit (the core refuses it by its size)."""
+    path = Path(where).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file", str(path))
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        data = handle.read(int(limit_mb * 1_000_000) + 1)
+    return Upload(data, path.name, size)
 
 
 def _login_name() -> str:
@@ -71,8 +85,22 @@ class ConsoleChat:
             replies = await self.core.answer(self.actor, ask, text)
         else:
             self.pending = None
-            replies = await self.core.handle(self.actor, text)
+            replies = await self._command(text)
         await self.show(replies)
+
+    async def _command(self, text: str) -> list[Reply]:
+        """A command that takes a picture is written with a file path in its place: `/edit <path> <prompt>`.
+        Only the console reads local files; every check of the picture is the core's."""
+        parsed = parse_line(text)
+        found = commands.COMMANDS.get(parsed.name) if parsed else None
+        if parsed is None or found is None or found.image_param is None or not parsed.args:
+            return await self.core.handle(self.actor, text)
+        where, _, rest = parsed.args.partition(" ")
+        try:
+            upload = await asyncio.to_thread(read_upload, where, self.core.settings.upload_max_mb)
+        except OSError as exc:
+            return [Reply(text=f"Cannot read {where}: {exc.strerror or 'not a readable file'}.", error=True)]
+        return await self.core.handle(self.actor, f"/{parsed.name} {rest}", upload=upload)
 
     def _switch(self, name: str) -> None:
         if not name:

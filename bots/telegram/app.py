@@ -107,7 +107,11 @@ def add_handlers(application: TelegramApp) -> None:
     # Unknown commands get the core's hint, in private only: in a group they may be another bot's.
     application.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE & only_new, handlers.command))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & only_new, handlers.text))
+    pictures = (filters.PHOTO | filters.Document.IMAGE) & filters.CAPTION & only_new
+    application.add_handler(MessageHandler(pictures, handlers.picture))
     application.add_handler(CallbackQueryHandler(handlers.button))
+    # Its own group, so it sees group messages that the handlers above also look at (and ignore).
+    application.add_handler(MessageHandler(filters.ChatType.GROUPS & only_new, handlers.discussion), group=1)
     application.add_error_handler(handlers.on_error)
 
 

@@ -54,8 +54,11 @@ async def _moderate(ctx: Context, prompt: str) -> None:
     raise UserError(verdict.reason)
 
 
-async def request_image(ctx: Context, options: ImagineOptions, parent: Post | None = None) -> list[Reply]:
-    """Check and queue the request; the reply is a progress message the adapter keeps up to date."""
+async def request_image(
+    ctx: Context, options: ImagineOptions, parent: Post | None = None, *, upload: str | None = None
+) -> list[Reply]:
+    """Check and queue the request; the reply is a progress message the adapter keeps up to date.
+    A remix starts from its parent's picture, an `upload` (a media path) from the person's own."""
     settings = ctx.core.settings
     await _refuse_if_paused(ctx)
     await _moderate(ctx, options.prompt)
@@ -70,6 +73,8 @@ async def request_image(ctx: Context, options: ImagineOptions, parent: Post | No
             parent_id=parent.id if parent else None,
             platform=ctx.actor.platform,
             chat_id=ctx.actor.chat_id,
+            source_path=upload or (parent.image_path if parent else None),
+            source_kind="upload" if upload else ("parent" if parent else None),
         ),
         _idempotency_key(ctx),
         quota=None if ctx.is_admin else settings.daily_quota,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from core import audit, cards, gallery, posts, safety
+from core import audit, cards, comments, gallery, lineage, posts, safety, uploads
 from core.commands.generation import request_image
 from core.commands.registry import Context, command
 from core.errors import UserError
 from core.feed import notifications
 from core.gen.sizes import aspect_of
-from core.params import Param, ParamType
+from core.params import Param, ParamType, Upload
 from core.prompts import IMAGE_OPTIONS, ImagineOptions, check_prompt
 from core.replies import Ask, Reply
 
@@ -38,7 +38,41 @@ async def remix(
         question = f"Describe your remix of #{parent.id} (the original: {cards.preview_line(parent)})"
         return [Reply(text=question, ask=Ask(question, "remix", str(parent.id), parent.prompt[:100]))]
     checked = check_prompt(prompt or "", ctx.core.settings.prompt_max_chars, "/remix #12 <prompt>")
-    return await request_image(ctx, ImagineOptions.of(checked, aspect, seed, private), parent)
+    # It starts from the parent's picture, so it keeps the parent's shape unless asked otherwise.
+    shape = aspect or aspect_of(parent.width, parent.height)
+    return await request_image(ctx, ImagineOptions.of(checked, shape, seed, private), parent)
+
+
+PHOTO = Param(
+    "photo",
+    ParamType.IMAGE,
+    "your picture to start from",
+    required=True,
+    missing="Send a photo with /edit <prompt> as its caption (or reply to a photo with /edit <prompt>).",
+)
+
+
+@command(
+    "edit",
+    "make a new post from your own photo",
+    params=(PHOTO, PROMPT, *IMAGE_OPTIONS),
+)
+async def edit(
+    ctx: Context, photo: Upload, prompt: str, aspect: str | None, seed: int | None, private: bool
+) -> list[Reply]:
+    picture = await uploads.check(photo, limit_mb=ctx.core.settings.upload_max_mb, moderator=ctx.core.moderator)
+    checked = check_prompt(prompt, ctx.core.settings.prompt_max_chars, "/edit <prompt>")
+    shape = aspect or aspect_of(picture.width, picture.height)
+    media = ctx.core.media
+    name = media.name_for(picture.data, picture.extension)
+    fresh = not media.path(name).exists()
+    await media.save(picture.data, picture.extension)
+    try:
+        return await request_image(ctx, ImagineOptions.of(checked, shape, seed, private), upload=name)
+    except Exception:
+        if fresh:  # refused after all (quota, moderation): nothing of it stays
+            await media.delete(name)
+        raise
 
 
 @command("vary", "the same prompt with a new seed, as a new post", params=(POST,), hidden=True)
@@ -66,7 +100,21 @@ async def like(ctx: Context, post: int) -> list[Reply]:
 async def show(ctx: Context, post: int) -> list[Reply]:
     found = await posts.visible_post(ctx.session, post, ctx.person)
     [view] = await cards.views(ctx.session, [found])
-    return [cards.card(view, ctx.core.media)]
+    shown = await comments.page(ctx.session, found.id, before=None, limit=comments.LATEST_ON_POST + 1)
+    if not shown:
+        return [cards.card(view, ctx.core.media)]
+    latest, more = shown[: comments.LATEST_ON_POST], len(shown) > comments.LATEST_ON_POST
+    title = f"💬 Latest comments on #{found.id} ({found.comment_count}):"
+    return [cards.card(view, ctx.core.media), comments.listing(found.id, latest, more=more, title=title)]
+
+
+@command("lineage", "a post's ancestors back to the original, and its most liked remixes", params=(POST,))
+async def lineage_of(ctx: Context, post: int) -> list[Reply]:
+    found = await posts.visible_post(ctx.session, post, ctx.person)
+    [view] = await cards.views(ctx.session, [found])
+    up = await lineage.chain(ctx.session, found, ctx.person)
+    down = await lineage.top_remixes(ctx.session, found, ctx.person)
+    return [lineage.reply(found, view.author, up, down)]
 
 
 @command("delete", "delete one of your posts", params=(POST,))

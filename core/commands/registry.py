@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.actor import Actor
 from core.models import Person
-from core.params import Param, Values, check_options, parse_text, synopsis, validate
+from core.params import Param, ParamType, Values, check_options, parse_text, synopsis, validate
 from core.replies import Reply
 
 if TYPE_CHECKING:
@@ -67,8 +67,13 @@ class Command:
         """The summary, then what the command takes: one line for a platform's command menu."""
         return f"{self.summary} — {self.synopsis}" if self.synopsis else self.summary
 
-    def parse(self, text: str) -> Values:
-        return parse_text(self.params, text, self.usage_line)
+    def parse(self, text: str, attached: Values | None = None) -> Values:
+        return parse_text(self.params, text, self.usage_line, attached)
+
+    @property
+    def image_param(self) -> str | None:
+        """The parameter an attached picture goes to, if the command takes one."""
+        return next((p.name for p in self.params if p.type is ParamType.IMAGE), None)
 
     def check(self, given: Mapping[str, object]) -> Values:
         return check_options(self.params, given, self.usage_line)

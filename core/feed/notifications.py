@@ -80,6 +80,10 @@ def summarise(events: list[Event]) -> list[str]:
             lines.append(f"{who} asked to follow you")
         elif kind == "accepted":
             lines.append(f"{who} accepted your follow request")
+        elif kind == "comment":
+            lines.append(f"{who} commented on #{post_id}")
+        elif kind == "remix2":
+            lines.append(f"{who} remixed a remix of #{post_id}")
         else:
             lines.append(f"{who} remixed #{post_id}")
     return lines

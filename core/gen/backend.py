@@ -14,6 +14,8 @@ class ImageRequest:
     width: int = 1024
     height: int = 1024
     author: str = ""
+    # A picture to start from (a remix's parent, a person's photo); only sent to a backend that `edits`.
+    source: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,9 @@ class ImageBackend(Protocol):
 
     # Whether the same seed reproduces the same image.
     honours_seed: bool
+
+    # Whether it can start from a picture (ImageRequest.source); without it a remix is made from its prompt.
+    edits: bool
 
     async def generate(self, request: ImageRequest) -> GeneratedImage: ...
 

@@ -27,6 +27,9 @@ class JobRequest:
     # The chat the request came from, where its result goes if no progress message was shown.
     platform: str | None = None
     chat_id: str | None = None
+    # A picture to start from (media-relative path) and whose it is: "parent" or "upload".
+    source_path: str | None = None
+    source_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ async def enqueue(
             parent_id=request.parent_id,
             platform=request.platform,
             chat_id=request.chat_id,
+            source_path=request.source_path,
+            source_kind=request.source_kind,
             status="queued",
             attempts=0,
             not_before=utcnow(),

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import ClassVar
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from core.gen.backend import GeneratedImage, ImageRequest
@@ -199,6 +199,30 @@ def render(request: ImageRequest) -> Image.Image:
     return Image.alpha_composite(canvas, layer).convert("RGB")
 
 
+# How much of the prompt's own picture is laid over a starting picture, and how strongly its named
+# colours tint it: the start's composition stays recognisable, the prompt still shows.
+ART_WEIGHT = 0.3
+TINT_WEIGHT = 0.3
+
+
+def transform(source: bytes, request: ImageRequest) -> Image.Image:
+    """The starting picture carried into the request's size, recoloured by the prompt's colour and mood
+    words, with the prompt's motifs laid over it."""
+    with Image.open(io.BytesIO(source)) as opened:
+        base = ImageOps.fit(opened.convert("RGB"), (request.width, request.height), Image.Resampling.LANCZOS)
+    words = _words(request.prompt)
+    brightness, saturation = 1.0, 1.0
+    for word in words:
+        if word in MOODS:
+            brightness, saturation = MOODS[word]
+    base = ImageEnhance.Brightness(ImageEnhance.Color(base).enhance(saturation)).enhance(brightness)
+    named = [COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS]
+    if named:
+        tint = tuple(sum(c[i] for c in named) // len(named) for i in range(3))
+        base = Image.blend(base, Image.new("RGB", base.size, tint), TINT_WEIGHT)
+    return Image.blend(base, render(request), ART_WEIGHT)
+
+
 def encode_png(image: Image.Image, request: ImageRequest, backend: str) -> bytes:
     info = PngInfo()
     info.add_text("prompt", request.prompt)
@@ -215,6 +239,7 @@ class LocalBackend:
     name = "local"
     model = "offline-art-1"
     honours_seed = True
+    edits = True
     sizes: ClassVar[dict[str, tuple[int, int]]] = {
         "1:1": (1024, 1024),
         "16:9": (1344, 768),
@@ -224,7 +249,8 @@ class LocalBackend:
     }
 
     def generate_sync(self, request: ImageRequest) -> GeneratedImage:
-        data = encode_png(render(request), request, self.name)
+        picture = transform(request.source, request) if request.source is not None else render(request)
+        data = encode_png(picture, request, self.name)
         return GeneratedImage(data, "png", request.width, request.height, request.seed, self.name, self.model)
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:

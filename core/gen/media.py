@@ -21,11 +21,16 @@ class MediaStore:
         """Write the bytes once and return their path relative to the store."""
         return await asyncio.to_thread(self._save, data, extension)
 
-    def _save(self, data: bytes, extension: str) -> str:
+    @staticmethod
+    def name_for(data: bytes, extension: str) -> str:
+        """Where `save` puts these bytes (files are named by their content)."""
         if not extension.isalnum():
             raise MediaPathError(f"bad extension {extension!r}")
         digest = hashlib.sha256(data).hexdigest()
-        relative = f"{digest[:2]}/{digest}.{extension}"
+        return f"{digest[:2]}/{digest}.{extension}"
+
+    def _save(self, data: bytes, extension: str) -> str:
+        relative = self.name_for(data, extension)
         if not self.path(relative).exists():
             self.write_named(relative, data)
         return relative

@@ -16,6 +16,7 @@ posting, and the image model applies its own content policy anyway (a refusal th
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import unicodedata
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import openai
+from openai.types import ModerationImageURLInputParam
 
 from core.config import ConfigError, Settings
 
@@ -118,6 +120,22 @@ class Moderator:
         return ModerationResult(
             False, f"Your prompt was flagged by the content filter{because}. Please rephrase it.", "openai"
         )
+
+    async def check_image(self, data: bytes, mime: str) -> ModerationResult:
+        """A picture through the moderations endpoint (it takes images), when a key is set. Fails open,
+        as prompts do: the image model applies its own policy to what it is given."""
+        if self._client is None:
+            return ModerationResult(True, "", "blocklist")
+        url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        item: ModerationImageURLInputParam = {"type": "image_url", "image_url": {"url": url}}
+        try:
+            response = await self._client.moderations.create(model=self.model, input=[item])
+        except openai.OpenAIError as exc:
+            log.warning("image moderation failed (%s); the picture is let through", type(exc).__name__)
+            return ModerationResult(True, "moderation service unavailable", "blocklist")
+        if not any(result.flagged for result in response.results):
+            return ModerationResult(True, "", "openai")
+        return ModerationResult(False, "That picture was flagged by the content filter, so it can't be used.", "openai")
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:

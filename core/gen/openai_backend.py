@@ -321,6 +321,9 @@ class OpenAIBackend:
         self.spec = validate_settings(settings)
         self.model = self.spec.name
         self.sizes: dict[str, tuple[int, int]] = self.spec.sizes()
+        # Every GPT image model takes pictures through the edits endpoint; other names (a compatible
+        # server's own model) are not assumed to.
+        self.edits = self.model.startswith("gpt-image")
         self.quality = settings.openai_image_quality
         self.output_format = settings.openai_output_format
         self.timeout = settings.generation_timeout_seconds
@@ -346,14 +349,7 @@ class OpenAIBackend:
         try:
             # One deadline for the whole job (request and any download), on top of the SDK's own timeout.
             async with asyncio.timeout(self.timeout):
-                response = await self._client.images.generate(
-                    model=self.model,
-                    prompt=request.prompt,
-                    n=1,
-                    size=f"{width}x{height}",
-                    quality=self.quality,
-                    output_format=self.output_format,
-                )
+                response = await self._request(request, f"{width}x{height}")
                 item = _image_item(response)
                 data = await self._image_bytes(item.b64_json, item.url)
         except (openai.OpenAIError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -362,6 +358,27 @@ class OpenAIBackend:
             _log_failure(exc, error)
             raise error from None  # the cause may carry request details; the queue needs only the error
         return self._finish(data, request, item.revised_prompt if isinstance(item.revised_prompt, str) else None)
+
+    async def _request(self, request: ImageRequest, size: str) -> object:
+        if request.source is not None and self.edits:
+            extension = inspect(request.source)[0]
+            return await self._client.images.edit(
+                model=self.model,
+                image=(f"source.{extension}", request.source, f"image/{extension}"),
+                prompt=request.prompt,
+                n=1,
+                size=size,
+                quality=self.quality,
+                output_format=self.output_format,
+            )
+        return await self._client.images.generate(
+            model=self.model,
+            prompt=request.prompt,
+            n=1,
+            size=size,
+            quality=self.quality,
+            output_format=self.output_format,
+        )
 
     async def _image_bytes(self, b64: str | None, url: str | None) -> bytes:
         if b64:

@@ -37,6 +37,9 @@ from core.models import GenerationJob, Person, Post, utcnow
 log = logging.getLogger(__name__)
 
 JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
+# Embeds the provenance signature in a new post's image (blocking): (image bytes, post, author handle,
+# the pixels' hash when already known).
+Sign = Callable[[bytes, Post, str, str | None], bytes]
 PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 120.0
@@ -80,6 +83,15 @@ def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
+def origin_of(job: GenerationJob, stored: StoredImage) -> str | None:
+    """What the post's image started from (core.models.Post.origin)."""
+    if job.source_kind is None:
+        return None
+    if stored.from_source:
+        return "upload" if job.source_kind == "upload" else "image"
+    return "prompt-only"
+
+
 class GenerationQueue:
     def __init__(
         self,
@@ -91,7 +103,9 @@ class GenerationQueue:
         on_published: PostHook,
         breaker: Breaker | None = None,
         on_committed: Callable[[], None] = lambda: None,
+        sign: Sign | None = None,
     ) -> None:
+        self.sign = sign
         self.sessions = sessions
         self.images = images
         self.config = config
@@ -320,8 +334,9 @@ class GenerationQueue:
         try:
             async with self.sessions() as session:
                 author = await session.scalar(select(Person.handle).where(Person.id == job.person_id)) or ""
+            source = await self._source(job)
             stored = await asyncio.wait_for(
-                self.images.create(job.prompt, job.seed, job.aspect, author), self.config.timeout + 5
+                self.images.create(job.prompt, job.seed, job.aspect, author, source), self.config.timeout + 5
             )
         except TimeoutError:
             outcome = GenerationError("The image service took too long to answer.", retryable=True)
@@ -343,6 +358,16 @@ class GenerationQueue:
         else:
             await self._failed(job, "Something went wrong while making the image.", retryable=True)
 
+    async def _source(self, job: GenerationJob) -> bytes | None:
+        """The picture the job starts from; None when it has none, or it is gone (a parent deleted since)."""
+        if job.source_path is None or not self.images.edits:
+            return None
+        try:
+            return await asyncio.to_thread(self.images.media.path(job.source_path).read_bytes)
+        except OSError:
+            log.info("generation job %s: its starting picture is gone; using the prompt alone", job.id)
+            return None
+
     def _owned(self, job: GenerationJob) -> list[ColumnElement[bool]]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
 
@@ -360,8 +385,16 @@ class GenerationQueue:
             if author is None:
                 return
             post = await posts.create_post(
-                session, author, job.prompt, stored.image, stored.path, parent=parent, visibility=job.visibility
+                session,
+                author,
+                job.prompt,
+                stored.image,
+                stored.path,
+                parent=parent,
+                visibility=job.visibility,
+                origin=origin_of(job, stored),
             )
+            unsigned = await self._sign(session, post, author.handle, stored)
             finished = await session.scalar(
                 update(GenerationJob)
                 .where(*self._owned(job))
@@ -376,13 +409,44 @@ class GenerationQueue:
                 return
             await self.on_progress(session, finished)
             if parent is not None and post.is_public:  # a private remix is not the parent author's news
-                await notifications.record(
-                    session, recipient_id=parent.author_id, actor_id=author.id, kind="remix", post_id=parent.id
-                )
+                await self._tell_ancestors(session, post, parent)
             if post.is_public:
                 await self.on_published(session, post)
             await session.commit()
+        if unsigned is not None:
+            await self.images.media.delete(unsigned)
         self.on_committed()
+
+    async def _sign(self, session: AsyncSession, post: Post, handle: str, stored: StoredImage) -> str | None:
+        """Give the post its signed image (the signature names the post, so it comes after the insert);
+        returns the unsigned file when no post uses it any more."""
+        if self.sign is None:
+            return None
+        media, sign = self.images.media, self.sign
+        data = await asyncio.to_thread(media.path(stored.path).read_bytes)
+        signed = await asyncio.to_thread(sign, data, post, handle, stored.pixels)
+        if signed == data:
+            return None
+        post.image_path = await media.save(signed, stored.image.extension)
+        await session.flush()
+        shared = await session.scalar(select(Post.id).where(Post.image_path == stored.path).limit(1))
+        return stored.path if shared is None else None
+
+    async def _tell_ancestors(self, session: AsyncSession, post: Post, parent: Post) -> None:
+        """The parent's author hears of the remix; the grandparent's (the original of a remix of a remix)
+        too, once. Older ancestors are not told: one level of credit news per remix is enough."""
+        await notifications.record(
+            session, recipient_id=parent.author_id, actor_id=post.author_id, kind="remix", post_id=parent.id
+        )
+        grandparent = await session.get(Post, parent.parent_id) if parent.parent_id else None
+        if grandparent is not None and grandparent.author_id != parent.author_id:
+            await notifications.record(
+                session,
+                recipient_id=grandparent.author_id,
+                actor_id=post.author_id,
+                kind="remix2",
+                post_id=grandparent.id,
+            )
 
     async def _failed(
         self, job: GenerationJob, message: str, *, retryable: bool, retry_after: float | None = None

@@ -18,6 +18,9 @@ or, in a test module, with the ready-made fixture (import it, or import it into 
 Endpoints
 - POST /v1/images/generations: answers with the next scripted answer (`script_images`), or with
   `server.default_image` (normally `image_ok()`) once the script is used up.
+- POST /v1/images/edits: a multipart upload (the SDK's `images.edit`); answered from the same script
+  as generations. Its form fields are recorded like a JSON body, and the uploaded picture's bytes
+  in `server.edit_images`.
 - POST /v1/moderations: the next answer from `script_moderation`, else `server.default_moderation`
   (normally `not_flagged()`).
 - GET /files/<name>: the images handed out by `image_url()` answers.
@@ -75,6 +78,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 IMAGES_PATH = "/v1/images/generations"
+EDITS_PATH = "/v1/images/edits"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MODERATIONS_PATH = "/v1/moderations"
 MODERATION_CATEGORIES = (
@@ -285,6 +289,7 @@ class FakeOpenAI:
         self.requests: list[Received] = []
         self.default_image: FakeAnswer = image_ok()
         self.default_moderation: FakeAnswer = not_flagged()
+        self.edit_images: list[bytes] = []
         self._images: deque[FakeAnswer] = deque()
         self._moderations: deque[FakeAnswer] = deque()
         self._files: dict[str, tuple[bytes, str]] = {}
@@ -310,6 +315,10 @@ class FakeOpenAI:
         return [r.json for r in self.requests if r.path == IMAGES_PATH]
 
     @property
+    def edit_requests(self) -> list[Any]:
+        return [r.json for r in self.requests if r.path == EDITS_PATH]
+
+    @property
     def moderation_requests(self) -> list[Any]:
         return [r.json for r in self.requests if r.path == MODERATIONS_PATH]
 
@@ -318,6 +327,7 @@ class FakeOpenAI:
     async def start(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post(IMAGES_PATH, self._images_handler)
+        app.router.add_post(EDITS_PATH, self._edits_handler)
         app.router.add_post(MODERATIONS_PATH, self._moderations_handler)
         app.router.add_get("/files/{name}", self._file_handler)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -359,7 +369,21 @@ class FakeOpenAI:
         return answer
 
     async def _images_handler(self, request: web.Request) -> web.Response:
-        body = await self._record(request)
+        return await self._image_answer(await self._record(request))
+
+    async def _edits_handler(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                self.edit_images.append(value.file.read())
+                fields[name] = {"filename": value.filename, "content_type": value.content_type}
+            else:
+                fields[name] = value
+        self.requests.append(Received(request.method, request.path, dict(request.headers), fields))
+        return await self._image_answer(fields)
+
+    async def _image_answer(self, body: Any) -> web.Response:
         answer = await self._wait(self._images.popleft() if self._images else self.default_image)
         if answer.raw is not None:
             return web.Response(text=answer.raw, status=answer.status, content_type=answer.content_type)

@@ -124,6 +124,7 @@ class FakeTelegramAPI:
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, int], Json] = field(default_factory=dict)
     updates: list[Json] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # what people sent, by file_id
     chats: dict[int, ChatInfo] = field(default_factory=dict)
     flood_limit: int | None = None  # sends allowed in any one second; None: no flood control
 
@@ -142,6 +143,7 @@ class FakeTelegramAPI:
     async def start(self) -> FakeTelegramAPI:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -173,6 +175,62 @@ class FakeTelegramAPI:
     def say(self, user: User, text: str, chat: ChatInfo | None = None, reply_to: Json | None = None) -> Json:
         """A message from `user`, in their private chat unless `chat` is given."""
         return self.push(self.message_update(user, text, chat, reply_to))
+
+    def send_file(
+        self,
+        user: User,
+        data: bytes,
+        caption: str = "",
+        *,
+        as_document: bool = False,
+        chat: ChatInfo | None = None,
+        reply_to: Json | None = None,
+    ) -> Json:
+        """`user` sends a picture: a photo (Telegram's compressed kind) or a document (the file as it is),
+        with a caption; the bot downloads it through getFile and the file URL."""
+        update = self.message_update(user, "", chat, reply_to)
+        message = update["message"]
+        del message["text"]
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = data
+        meta = {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(data)}
+        if as_document:
+            message["document"] = {**meta, "file_name": "picture.png", "mime_type": "image/png"}
+        else:
+            message["photo"] = [{**meta, "width": 64, "height": 64}]
+        if caption:
+            message["caption"] = caption
+            if caption.startswith("/"):
+                length = len(caption.split()[0])
+                message["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        return self.push(update)
+
+    def forward_to_discussion(self, channel_post: Json, group: ChatInfo) -> Json:
+        """What Telegram does with a channel post when the channel has a linked discussion group: the
+        same message, automatically forwarded into the group, where it opens the post's comment thread."""
+        self.chats[group.id] = group
+        channel = channel_post["chat"]
+        message: Json = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": group.json(),
+            "sender_chat": channel,
+            "is_automatic_forward": True,
+            "forward_origin": {
+                "type": "channel",
+                "chat": channel,
+                "message_id": channel_post["message_id"],
+                "date": channel_post["date"],
+            },
+            **{k: v for k, v in channel_post.items() if k in ("photo", "caption", "caption_entities")},
+        }
+        return self.push({"update_id": next(self._update_ids), "message": message})["message"]
+
+    def comment_in_thread(self, user: User, group: ChatInfo, root: Json, text: str) -> Json:
+        """`user` comments under the channel post that `root` (its automatic forward) shows in the group."""
+        update = self.message_update(user, text, group, reply_to=root)
+        update["message"]["message_thread_id"] = root["message_id"]
+        return self.push(update)
 
     def press(self, user: User, message: Json, data: str) -> Json:
         """`user` presses the button with callback data `data` under `message` (one the bot sent)."""
@@ -306,6 +364,23 @@ class FakeTelegramAPI:
         if sum(1 for c in recent if c.at > call.at - 1.0) >= self.flood_limit:
             return Failure("429", None, 1)
         return None
+
+    async def _api_getFile(self, call: Call) -> Json:
+        file_id = str(call.params.get("file_id"))
+        if file_id not in self.files:
+            raise ApiError("wrong file_id or the file is temporarily unavailable")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(self.files[file_id]),
+            "file_path": f"files/{file_id}",
+        }
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["path"].removeprefix("files/")
+        if request.match_info["token"] != self.token or file_id not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     def _take_failure(self, call: Call) -> Failure | None:
         queue = self._failures.get(call.method)

@@ -1,7 +1,7 @@
 """shown posts by author, index only, for the home feed
 
 Revision ID: 0010_speed
-Revises: 0008_safety
+Revises: 0009_creative
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010_speed"
-down_revision: str | None = "0008_safety"
+down_revision: str | None = "0009_creative"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

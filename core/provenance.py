@@ -1,0 +1,156 @@
+"""Provenance: every image made here carries a signature over (post, author, prompt, parent) and a hash
+of its pixels, made with the server's key (PROVENANCE_KEY, or a key generated next to MEDIA_DIR on first
+start). `verify` tells a picture made here (and by whom) from one that was not, or was altered since.
+
+The signature lives in the file without re-encoding it: a PNG text chunk, or a JPEG comment segment.
+A platform that recompresses pictures (Telegram's photos) drops it, so a picture is verified as a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import logging
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from core.config import ConfigError, Settings
+from core.gen.backend import GenerationError
+from core.gen.openai_backend import PNG_SIGNATURE, stamp_png
+from core.gen.publishable import inspect
+
+log = logging.getLogger(__name__)
+
+CHUNK = "imagenet-provenance"
+KEY_FILE = "provenance.key"
+JPEG_PREFIX = b"imagenet-provenance:"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    post: int
+    author: str
+    prompt: str
+    parent: int | None
+    pixels: str  # sha256 of the decoded pixels
+
+    def payload(self) -> bytes:
+        fields = {"post": self.post, "author": self.author, "prompt": self.prompt, "parent": self.parent}
+        return json.dumps({**fields, "pixels": self.pixels}, sort_keys=True, ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    made_here: bool
+    altered: bool
+    claim: Claim | None
+
+
+def load_key(settings: Settings) -> bytes:
+    """PROVENANCE_KEY, or the key file next to MEDIA_DIR, created (readable by us only) when missing."""
+    if settings.provenance_key is not None:
+        return settings.provenance_key.get_secret_value().encode()
+    path = Path(settings.media_dir).parent / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"Invalid setting PROVENANCE_KEY: it is unset and {path} cannot be created ({exc.strerror})"
+        ) from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    log.info("generated a new provenance key in %s", path)
+    return path.read_bytes().strip()
+
+
+def pixel_hash(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as opened:
+        rgba = opened.convert("RGBA")
+    return hashlib.sha256(f"{rgba.width}x{rgba.height}".encode() + rgba.tobytes()).hexdigest()
+
+
+class Signer:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, payload: bytes) -> str:
+        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
+
+    def sign(
+        self, data: bytes, post: int, author: str, prompt: str, parent: int | None, pixels: str | None = None
+    ) -> bytes:
+        """The same image with the signature embedded (blocking); `pixels`, its pixel_hash when known.
+        Formats it cannot carry (WebP) are returned as they are."""
+        claim = Claim(post, author, prompt, parent, pixels or pixel_hash(data))
+        record = json.dumps({"claim": json.loads(claim.payload()), "sig": self._mac(claim.payload())})
+        if data.startswith(PNG_SIGNATURE):
+            return stamp_png(data, {CHUNK: record})
+        if data.startswith(b"\xff\xd8"):
+            return _jpeg_with_comment(data, JPEG_PREFIX + record.encode())
+        return data
+
+    def verify(self, data: bytes) -> Verdict | None:
+        """None when the bytes are not a picture at all (blocking)."""
+        try:
+            inspect(data)
+            with Image.open(io.BytesIO(data)) as opened:
+                record = _embedded(opened)
+        except (GenerationError, UnidentifiedImageError, OSError, ValueError):
+            return None
+        if record is None:
+            return Verdict(False, False, None)
+        try:
+            claim = Claim(**json.loads(record)["claim"])
+            signature = str(json.loads(record)["sig"])
+        except (ValueError, TypeError, KeyError):
+            return Verdict(False, False, None)
+        if not hmac.compare_digest(self._mac(claim.payload()), signature):
+            return Verdict(False, True, claim)
+        try:
+            unchanged = pixel_hash(data) == claim.pixels
+        except (OSError, ValueError):
+            unchanged = False
+        return Verdict(True, not unchanged, claim)
+
+
+def _embedded(opened: Image.Image) -> str | None:
+    text = getattr(opened, "text", None)
+    if isinstance(text, dict) and CHUNK in text:
+        return str(text[CHUNK])
+    comment = opened.info.get("comment")
+    if isinstance(comment, bytes) and comment.startswith(JPEG_PREFIX):
+        return comment[len(JPEG_PREFIX) :].decode("utf-8", errors="replace")
+    return None
+
+
+def _jpeg_with_comment(data: bytes, comment: bytes) -> bytes:
+    """A COM segment right after SOI: the compressed pixels are untouched."""
+    if len(comment) > 65533:
+        return data
+    return data[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + data[2:]
+
+
+def describe(verdict: Verdict | None, exists: bool) -> str:
+    if verdict is None:
+        return "That is not a picture I can read."
+    claim = verdict.claim
+    if not verdict.made_here:
+        if claim is None:
+            return "❌ Not made here: the picture carries no signature of this network."
+        return "❌ Not made here, or its signature was forged: it does not match this network's key."
+    assert claim is not None
+    parent = f", a remix of #{claim.parent}" if claim.parent else ""
+    origin = f"#{claim.post} by @{claim.author}, from the prompt “{claim.prompt}”{parent}"
+    if verdict.altered:
+        return f"⚠️ Altered: made here as {origin}, but its pixels were changed since."
+    gone = " (the post has since been deleted)" if not exists else ""
+    return f"✅ Made here: {origin}{gone}."
