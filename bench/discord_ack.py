@@ -48,7 +48,8 @@ from tests.fakes.discord_events import User
 from tests.fakes.discord_interactions import Interaction
 
 DEFAULT_PG = "postgresql+asyncpg://root@127.0.0.1:5432/test"
-PG_DATABASE = "bench_discord_ack"  # our own database on that server, dropped and created for every run
+# Our own database on that server, made for the run and dropped after it (the pid: runs side by side never meet).
+PG_DATABASE = f"bench_discord_ack_{os.getpid()}"
 TARGET_MS = 300.0
 BUSY = 0.1  # other processes' share of the CPUs above which the verdict is withheld (as describe_load warns)
 COMMANDS = ("like", "follow", "profile", "feed", "imagine")
@@ -64,7 +65,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG),
-        help="PostgreSQL server; only the database bench_discord_ack on it is used (dropped and created)",
+        help="PostgreSQL server; the run makes a database bench_discord_ack_<pid> on it and drops it after",
     )
     parser.add_argument("--count", type=int, default=100, help="slash commands sent at once (default 100)")
     parser.add_argument(
@@ -270,6 +271,8 @@ async def run(args: argparse.Namespace) -> Result:
                 return await measure(args, api, url, scratch, network)
         finally:
             discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+            if args.db == "postgres":
+                await load.drop_pg_database(args.pg_url, PG_DATABASE)
 
 
 async def measure(args: argparse.Namespace, api: FakeDiscord, url: str, scratch: Path, network: Network) -> Result:

@@ -6,15 +6,21 @@ import discord.http
 import pytest
 
 from bench import discord_ack
+from tests.conftest import TEST_DATABASE_URL
 
 LABELS = ("floor: /ping (discord.py alone)", "all commands", "/like", "/follow", "/profile", "/feed", "/imagine")
 
 
+DATABASES = ["sqlite"] + (["postgres"] if TEST_DATABASE_URL else [])
+
+
+@pytest.mark.parametrize("db", DATABASES)
 async def test_the_benchmark_times_every_command_from_gateway_event_to_callback(
-    capsys: pytest.CaptureFixture[str],
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = discord.http.Route.BASE
-    result = await discord_ack.run(discord_ack.parse(["--count", "10", "--scale", "0.002"]))
+    where = ["--db", db, "--pg-url", TEST_DATABASE_URL or ""]
+    result = await discord_ack.run(discord_ack.parse(["--count", "10", "--scale", "0.002", *where]))
     printed = capsys.readouterr().out
     for label in LABELS:
         [line] = [line for line in printed.splitlines() if line.strip().startswith(label)]
