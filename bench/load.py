@@ -131,6 +131,15 @@ async def recreate_pg_database(server_url: str, name: str) -> None:
         await admin.dispose()
 
 
+async def drop_pg_database(server_url: str, name: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
 async def pg_database_exists(server_url: str, name: str) -> bool:
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
