@@ -84,7 +84,7 @@ def settings(database_url: str, media_dir: Path) -> Settings:
         admins=("admin",),
         prompt_max_chars=200,
         generation_cooldown_seconds=0,
-        rate_limit_burst=1000,  # tests drive one person fast; tests/test_rate_limit.py sets its own
+        rate_limit_burst=1000,  # tests drive one person fast; tests/core/test_rate_limit.py sets its own
     )
 
 

@@ -1,5 +1,5 @@
 """Several `python -m bots serve --roles ...` processes on one database of their own, for the
-scale-out tests (tests/test_scale.py)."""
+scale-out tests (tests/core/test_scale.py)."""
 
 from __future__ import annotations
 

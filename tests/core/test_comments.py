@@ -156,7 +156,7 @@ async def test_console_the_comment_button_and_the_next_line(core: Core) -> None:
 
 
 async def test_a_merged_persons_comments_move_to_the_surviving_account(chat: Chat) -> None:
-    from tests.test_linking import link
+    from tests.core.test_linking import link
 
     post = await chat.post("alice")
     await chat.say("tom", "/start", "telegram")  # the older account: it survives

@@ -22,7 +22,7 @@ from tests.fakes.openai_server import FakeOpenAI, slow
 from tests.fakes.telegram_api import FakeTelegramAPI, User
 
 ALICE = User(111, "Alice", "alice")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OWN_SETTINGS = ("TELEGRAM_", "OPENAI_", "DISCORD_", "DATABASE_", "MEDIA_", "IMAGE_", "GENERATION_", "ADMINS")
 
 

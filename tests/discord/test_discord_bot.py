@@ -31,7 +31,7 @@ FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
 EDIT_ORIGINAL = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original"
 SEND = "POST /channels/{channel_id}/messages"
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TELEGRAM_ALICE = TelegramUser(111, "Alice", "alice")
 QUICK = Tuning(direct_seconds=2.0, ratelimit_timeout=0.5, guild_ready_timeout=0.05)
 

@@ -16,7 +16,7 @@ from core.app import OOPS, Core
 from core.models import Person, Post
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
 from tests.support import Chat
-from tests.test_telegram_bot import imagine, reply_to
+from tests.telegram.test_telegram_bot import imagine, reply_to
 
 HOSTILE = [
     "a fox\x00 in the snow",  # NUL: PostgreSQL refuses it in text

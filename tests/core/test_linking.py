@@ -32,12 +32,14 @@ from core.models import (
     Post,
     utcnow,
 )
+from tests.core.test_generation_queue import ScriptedBackend, count, make_core, until  # noqa: F401  (fixture)
+from tests.core.test_migrations import empty_url  # noqa: F401  (fixture)
 from tests.fakes.platform import FakeMessenger
 from tests.support import Chat, actor
-from tests.test_generation_queue import ScriptedBackend, count, make_core, until  # noqa: F401  (fixture)
-from tests.test_migrations import empty_url  # noqa: F401  (fixture)
 
 CODE = re.compile(r"code: ([A-Z0-9]{4}-[A-Z0-9]{4})")
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def said(chat: Chat, who: str, line: str, platform: str) -> str:
@@ -358,7 +360,7 @@ async def test_a_process_killed_in_the_middle_of_a_merge_leaves_both_people_whol
         "dora",
         code,
         stdout=asyncio.subprocess.PIPE,
-        cwd=Path(__file__).parent.parent,
+        cwd=ROOT,
     )
     assert process.stdout is not None
     async with asyncio.timeout(30):

@@ -13,7 +13,7 @@ from core.app import Core
 from core.config import Settings
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
 from tests.support import actor
-from tests.test_telegram_bot import imagine, reply_to
+from tests.telegram.test_telegram_bot import imagine, reply_to
 
 IMPOSTOR = User(301, "Boss")  # no username: the handle comes from the first name
 WIDE_IMPOSTOR = User(302, "Ｂｏｓｓ")  # full-width letters fold to "boss" too

@@ -3,8 +3,8 @@ reply to a photo; the bot fetches the file with getFile from the fake Bot API se
 
 from __future__ import annotations
 
+from tests.core.test_uploads import photo_with_gps
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
-from tests.test_uploads import photo_with_gps
 
 ALICE = User(111, "Alice", "alice")
 

@@ -21,9 +21,9 @@ from sqlalchemy.engine import make_url
 from core.db import create_engine
 from core.migrate import alembic_config, upgrade
 from tests.conftest import TEST_DATABASE_URL
-from tests.test_migrations import _differences, _version
+from tests.core.test_migrations import _differences, _version
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WHEN = "'2026-01-01 00:00:00'"
 ROWS = (
     f"INSERT INTO people (id, handle, display_name, bio, created_at) VALUES (1, 'ada', 'Ada', '', {WHEN}),"

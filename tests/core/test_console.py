@@ -18,7 +18,7 @@ from bots.console.chat import ConsoleChat
 from core.app import Core
 from core.feed.notifications import batch_pass
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = [
     "/as alice",

@@ -10,7 +10,7 @@ from core.db import create_engine
 from core.feed.ranking import hot_score, top_posts
 from core.migrate import downgrade, upgrade
 from core.models import Person, Post, utcnow
-from tests.test_migrations import empty_url  # noqa: F401  (fixture)
+from tests.core.test_migrations import empty_url  # noqa: F401  (fixture)
 
 REVISION = "0008_safety"
 

@@ -19,7 +19,7 @@ from core.models import Identity, utcnow
 from tests.fakes.platform import add_post, deliveries, set_person
 from tests.support import Chat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def bots(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

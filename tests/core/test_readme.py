@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.test_console import ROOT, run_bots
+from tests.core.test_console import ROOT, run_bots
 
 EXAMPLE = re.compile(r"```text\n\$ printf '([^']*)' \| bin/run\n(.*?)\n…\n```", re.DOTALL)
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from core.db import create_engine
 from core.migrate import downgrade, upgrade
-from tests.test_migrations import empty_url  # noqa: F401  (the fixture)
+from tests.core.test_migrations import empty_url  # noqa: F401  (the fixture)
 
 WHEN = "'2026-01-01 00:00:00'"
 ROWS = (
