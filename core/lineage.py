@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Person, Post
 from core.posts import ancestors
 from core.replies import Button, Reply
+from core.visibility import DELETED, shown
 
 TOP_REMIXES = 5
 
@@ -26,15 +27,16 @@ async def _links(session: AsyncSession, ids: list[int], viewer: Person) -> dict[
     if not ids:
         return {}
     rows = await session.execute(
-        select(Post.id, Person.handle, Post.prompt, Post.like_count, Post.visibility, Post.author_id)
+        select(Post.id, Person.handle, Post.prompt, Post.like_count)
         .join(Person, Person.id == Post.author_id)
-        .where(Post.id.in_(ids))
+        .where(Post.id.in_(ids), _seen_by(viewer))
     )
-    return {
-        post_id: Link(post_id, handle, prompt, likes)
-        for post_id, handle, prompt, likes, visibility, author_id in rows
-        if visibility == "public" or author_id == viewer.id
-    }
+    return {post_id: Link(post_id, handle, prompt, likes) for post_id, handle, prompt, likes in rows}
+
+
+def _seen_by(viewer: Person) -> ColumnElement[bool]:
+    """Shown to others (core.visibility), or the viewer's own and not deleted (soft deletion keeps the row)."""
+    return or_(shown(), and_(Post.author_id == viewer.id, Post.status != DELETED))
 
 
 async def chain(session: AsyncSession, post: Post, viewer: Person) -> list[Link]:
@@ -48,7 +50,7 @@ async def top_remixes(session: AsyncSession, post: Post, viewer: Person) -> list
     rows = await session.execute(
         select(Post.id, Person.handle, Post.prompt, Post.like_count)
         .join(Person, Person.id == Post.author_id)
-        .where(Post.parent_id == post.id, (Post.visibility == "public") | (Post.author_id == viewer.id))
+        .where(Post.parent_id == post.id, _seen_by(viewer))
         .order_by(Post.like_count.desc(), Post.id.desc())
         .limit(TOP_REMIXES)
     )

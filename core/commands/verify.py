@@ -10,6 +10,7 @@ from core.errors import UserError
 from core.models import Post
 from core.params import Param, ParamType, Upload
 from core.replies import Reply
+from core.visibility import DELETED
 
 IMAGE = Param(
     "image",
@@ -27,5 +28,6 @@ async def verify(ctx: Context, image: Upload) -> list[Reply]:
         raise UserError(f"That picture is {image.total_size / 1_000_000:.1f} MB; the limit is {limit:g} MB.")
     verdict = await asyncio.to_thread(ctx.core.signer.verify, image.data)
     claim = verdict.claim if verdict is not None else None
-    exists = claim is not None and await ctx.session.get(Post, claim.post) is not None
+    post = await ctx.session.get(Post, claim.post) if claim is not None else None
+    exists = post is not None and post.status != DELETED  # soft deletion keeps the row until the purge
     return [Reply(text=provenance.describe(verdict, exists), error=verdict is None)]

@@ -96,7 +96,7 @@ EXPECTED = {
     "like {post}": 8,  # +1: the block check of the post lookup
     "/unfollow author1": 4,
     "follow author1": 5,  # +1: the block check
-    "/post {post}": 4,  # +1: the block check of the post lookup
+    "/post {post}": 5,  # +1: the block check of the post lookup, +1: the latest comments
 }
 
 
