@@ -55,6 +55,9 @@ class Program:
             "DATABASE_URL": database_url,
             "MEDIA_DIR": str(home / "media"),
             "GENERATION_COOLDOWN_SECONDS": "0",
+            # On PostgreSQL a killed process's job is taken over once its lease has passed (several
+            # processes may share the database); a short lease keeps the restart within the test's wait.
+            "GENERATION_LEASE_SECONDS": "2",
         }
         self.process: asyncio.subprocess.Process | None = None
         self.runs = 0
