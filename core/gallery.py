@@ -35,17 +35,25 @@ async def publish(session: AsyncSession, galleries: list[tuple[str, str]], post:
         )
 
 
-async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]], post_id: int, every: float) -> None:
-    """A like changed the post's count: bring its gallery messages up to date, at most once per
-    `every` seconds each (likes within that window share one edit, which shows the count then)."""
+async def _sent_messages(
+    session: AsyncSession, galleries: list[tuple[str, str]], post_id: int
+) -> list[tuple[int, str, str, str]]:
+    """(delivery id, platform, chat id, message ref) of each gallery message that shows the post."""
     keys = [f"gallery:{platform}:{chat_id}:{post_id}" for platform, chat_id in galleries]
     if not keys:
-        return
-    sent = await session.execute(
+        return []
+    rows = await session.execute(
         select(Delivery.id, Delivery.platform, Delivery.chat_id, Delivery.sent_ref).where(
             Delivery.key.in_(keys), Delivery.status == "sent", Delivery.sent_ref.is_not(None)
         )
     )
+    return [(delivery_id, platform, chat_id, ref) for delivery_id, platform, chat_id, ref in rows if ref is not None]
+
+
+async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]], post_id: int, every: float) -> None:
+    """A like changed the post's count: bring its gallery messages up to date, at most once per
+    `every` seconds each (likes within that window share one edit, which shows the count then)."""
+    sent = await _sent_messages(session, galleries, post_id)
     window = int(utcnow().timestamp() // every)
     due = datetime.fromtimestamp((window + 1) * every, UTC)
     for delivery_id, platform, chat_id, ref in sent:
@@ -63,14 +71,7 @@ async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]],
 async def withdraw(session: AsyncSession, galleries: list[tuple[str, str]], post_id: int) -> None:
     """The post left the public places: its gallery messages are deleted where the platform
     allows, and elsewhere edited into a line saying so."""
-    keys = [f"gallery:{platform}:{chat_id}:{post_id}" for platform, chat_id in galleries]
-    if not keys:
-        return
-    sent = await session.execute(
-        select(Delivery.id, Delivery.platform, Delivery.chat_id, Delivery.sent_ref).where(
-            Delivery.key.in_(keys), Delivery.status == "sent", Delivery.sent_ref.is_not(None)
-        )
-    )
+    sent = await _sent_messages(session, galleries, post_id)
     for delivery_id, platform, chat_id, ref in sent:
         await outbox.add(
             session,
