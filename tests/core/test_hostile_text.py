@@ -94,6 +94,14 @@ async def test_invisible_characters_in_a_name_are_dropped(chat: Chat) -> None:
     assert (await person(chat.core, "eve")).display_name == "Boss"
 
 
+@pytest.mark.parametrize("invisible", ["\u034f", "\u3164", "\u115f", "\u1160", "\uffa0", "\u17b4", "\u180e"])
+async def test_blank_letters_that_render_as_nothing_are_dropped_from_names(chat: Chat, invisible: str) -> None:
+    # Not format characters, yet they draw nothing: "Bo\u3164ss" would look like "Boss", and a name
+    # of only such letters would look empty.
+    await chat.say("eve", f"/name Bo{invisible}ss")
+    assert (await person(chat.core, "eve")).display_name == "Boss"
+
+
 async def test_a_platform_name_is_cleaned_when_the_profile_is_made(chat: Chat) -> None:
     hostile = Actor("telegram", "901", chat_id="901", display_name="\u202eEve\x00 \x1b[2J(@boss)\u200b")
     [welcome] = await chat.core.handle(hostile, "/start")
