@@ -279,12 +279,12 @@ class Core:
         self, person_id: int, name: str, via_button: bool, values_of: Callable[[], Values]
     ) -> Reply | None:
         """The answer when this person is over their rate, or None. A press repeating their last
-        press of the same button is coalesced with it: acknowledged, neither run nor refused."""
-        repeated = via_button and self.limiter.repeated_press(person_id, f"{name} {values_of()}")
-        wait = self.limiter.take(person_id)
+        press of the same button that ran is coalesced with it: acknowledged, neither run nor refused."""
+        press = f"{name} {values_of()}" if via_button else None
+        wait = self.limiter.take(person_id, press)
         if wait == 0:
             return None
-        if repeated:
+        if press is not None and self.limiter.repeated_press(person_id, press):
             return Reply(text="⏳ Got it.", notice=True)
         return Reply(text=wait_line(wait), notice=via_button, error=True)
 
