@@ -38,7 +38,7 @@ from core.ratelimit import RateLimiter, wait_line
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
-from core.text import clean
+from core.text import clean, clip_echo
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ OOPS = "Sorry, something went wrong on our side and nothing was saved. Please tr
 
 
 def _unknown(name: str) -> Reply:
-    return Reply(text=f"Unknown command /{name}. Send /help to see what I can do.", error=True)
+    return Reply(text=clip_echo(f"Unknown command /{name}. Send /help to see what I can do."), error=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +270,7 @@ class Core:
             return replies
         except UserError as exc:
             text = str(exc) or found.usage_line  # a bare UsageError: the usage is the answer
-            return [Reply(text=text, notice=via_button, error=True)]
+            return [Reply(text=clip_echo(text), notice=via_button, error=True)]
         except Exception:
             log.exception("command /%s failed", found.name)
             return [Reply(text=OOPS, notice=via_button, error=True)]

@@ -15,6 +15,7 @@ ZWJ = "\u200d"  # joins emoji into one picture (👩‍🎨); invisible anywhere
 # not format characters, so `clean` keeps them in prompts, but in a name they fake a blank or hide a
 # difference ("Bo\u3164ss" looks like "Boss").
 _BLANK_IN_NAMES = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+ECHO_WORD_MAX = 60  # longer than any handle, command name or post reference a person means to type
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # "(@boss)", "@ boss", "＠boss" (NFKC folds the full-width sign): a name must not carry a handle.
 _HANDLE_IN_NAME = re.compile(r"@\s*[\w]", re.UNICODE)
@@ -80,3 +81,13 @@ def platform_name(raw: str) -> str:
     if looks_like_handle(name):
         name = _HANDLE_IN_NAME.sub(lambda m: m.group(0)[-1], folded).replace("()", "").strip()
     return " ".join(name.split())
+
+
+_LONG_WORD = re.compile(rf"\S{{{ECHO_WORD_MAX + 1},}}")
+
+
+def clip_echo(line: str) -> str:
+    """An error line that repeats what was typed: any word longer than ECHO_WORD_MAX is cut, so a
+    100,000-character handle is not sent back whole (the platforms cut long messages; the console
+    does not)."""
+    return _LONG_WORD.sub(lambda m: m.group(0)[: ECHO_WORD_MAX - 1] + "…", line)

@@ -15,7 +15,7 @@ from core.actor import Actor
 from core.app import OOPS, Core
 from core.models import Person, Post
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
-from tests.support import Chat
+from tests.support import Chat, actor
 from tests.telegram.test_telegram_bot import imagine, reply_to
 
 HOSTILE = [
@@ -161,3 +161,10 @@ async def test_a_database_error_never_carries_what_a_person_wrote(core: Core) ->
         with pytest.raises(IntegrityError) as caught:
             await conn.execute(statement, {"name": "my secret prompt"})
     assert "my secret prompt" not in str(caught.value)
+
+
+@pytest.mark.parametrize("typed", ["/follow {}", "/profile @{}", "/post 1{}", "/{}", "/lineage {}", "/notify {}"])
+async def test_an_error_does_not_send_back_a_huge_argument_whole(chat: Chat, typed: str) -> None:
+    [answer] = await chat.core.handle(actor("alice"), typed.format("z" * 100_000))
+    assert answer.error and len(answer.text) < 400, answer.text[:200]
+    assert "zzzz…" in answer.text or "z" not in answer.text  # cut where it is echoed
