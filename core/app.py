@@ -34,7 +34,7 @@ from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
 from core.params import Upload, Values
 from core.provenance import Signer, load_key
-from core.ratelimit import RateLimiter, wait_line
+from core.ratelimit import DOUBLE_PRESS_SECONDS, RateLimiter, wait_line
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
@@ -279,8 +279,11 @@ class Core:
         self, person_id: int, name: str, via_button: bool, values_of: Callable[[], Values]
     ) -> Reply | None:
         """The answer when this person is over their rate, or None. A press repeating their last
-        press of the same button that ran is coalesced with it: acknowledged, neither run nor refused."""
+        press of the same button that ran, in a double tap or past the limit, is coalesced with it:
+        acknowledged, neither run nor refused."""
         press = f"{name} {values_of()}" if via_button else None
+        if press is not None and self.limiter.repeated_press(person_id, press, within=DOUBLE_PRESS_SECONDS):
+            return Reply(text="⏳ Got it.", notice=True)
         wait = self.limiter.take(person_id, press)
         if wait == 0:
             return None
