@@ -84,7 +84,7 @@ async def purge_deleted(core: Core) -> None:
 
 
 async def end_bans(core: Core) -> None:
-    await bans.lift_expired(core.sessions, utcnow())
+    await bans.lift_expired(core.sessions, utcnow(), core.galleries)
 
 
 def _guarded(
