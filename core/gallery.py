@@ -25,6 +25,7 @@ REMOVED = "This post was removed."
 CHUNK = 200  # posts whose gallery messages are looked up in one statement
 LIVE = "sent"  # a publication whose message still shows the post; "withdrawn" once it is taken down
 WITHDRAWN = "withdrawn"
+SENDING = ("claimed", "sending")  # taken by a sender: rendered, or about to be, when the post was listed
 
 # A post's gallery messages, round by round: every time it leaves the public places or comes back its
 # `gallery_round` grows, and each round's publication has its own key, so a post brought back is
@@ -112,11 +113,11 @@ async def _publish(session: AsyncSession, galleries: list[tuple[str, str]], roun
     )
 
 
-async def _live(
-    session: AsyncSession, galleries: list[tuple[str, str]], upto: dict[int, int]
-) -> list[tuple[int, int, str, str, str]]:
-    """(post id, delivery id, platform, chat id, message ref) of each gallery message still showing one
-    of the posts, looking at their rounds up to `upto[post]`: one statement for up to CHUNK posts."""
+async def _shown(
+    session: AsyncSession, galleries: list[tuple[str, str]], upto: dict[int, int], statuses: tuple[str, ...]
+) -> list[tuple[int, int, str, str, str | None]]:
+    """(post id, delivery id, platform, chat id, message ref) of the posts' publications in `statuses`,
+    over their rounds up to `upto[post]`: one statement for up to CHUNK posts."""
     keys = {
         publication_key(platform, chat_id, post_id, round_): post_id
         for post_id, last in upto.items()
@@ -127,19 +128,18 @@ async def _live(
         return []
     rows = await session.execute(
         select(Delivery.key, Delivery.id, Delivery.platform, Delivery.chat_id, Delivery.sent_ref).where(
-            Delivery.key.in_(keys), Delivery.status == LIVE, Delivery.sent_ref.is_not(None)
+            Delivery.key.in_(keys), Delivery.status.in_(statuses)
         )
     )
-    return [
-        (keys[key], delivery_id, platform, chat_id, ref) for key, delivery_id, platform, chat_id, ref in rows if ref
-    ]
+    return [(keys[key], delivery_id, platform, chat_id, ref) for key, delivery_id, platform, chat_id, ref in rows]
 
 
 async def _withdraw(session: AsyncSession, galleries: list[tuple[str, str]], upto: dict[int, int]) -> None:
     """The posts left the public places: each message still showing one is deleted where the platform
-    allows, and elsewhere edited into a line saying so. Keyed by the round that ends, so a message
-    kept by a restore that came first is withdrawn again the next time."""
-    live = await _live(session, galleries, upto)
+    allows, and elsewhere edited into a line saying so. A publication the sender has in hand (already
+    rendered, maybe on its way) gets its removal too, sent after it. Keyed by the round that ends, so
+    a message kept by a restore that came first is withdrawn again the next time."""
+    shown = await _shown(session, galleries, upto, (LIVE, *SENDING))
     await outbox.add_many(
         session,
         [
@@ -148,9 +148,9 @@ async def _withdraw(session: AsyncSession, galleries: list[tuple[str, str]], upt
                 platform=platform,
                 chat_id=chat_id,
                 kind="post",
-                payload={"post": post_id, "ref": ref, "gone": True, "of": delivery_id},
+                payload={"post": post_id, "gone": True, "of": delivery_id},
             )
-            for post_id, delivery_id, platform, chat_id, ref in live
+            for post_id, delivery_id, platform, chat_id, _ in shown
         ],
     )
 
@@ -160,7 +160,7 @@ async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]],
     `every` seconds each (likes within that window share one edit, which shows the count then)."""
     if not galleries:
         return
-    live = await _live(session, galleries, {post.id: post.gallery_round})
+    live = await _shown(session, galleries, {post.id: post.gallery_round}, (LIVE,))
     window = int(utcnow().timestamp() // every)
     due = datetime.fromtimestamp((window + 1) * every, UTC)
     await outbox.add_many(
@@ -175,6 +175,7 @@ async def refresh_later(session: AsyncSession, galleries: list[tuple[str, str]],
                 not_before=due,
             )
             for _, delivery_id, platform, chat_id, ref in live
+            if ref is not None
         ],
     )
 
@@ -191,14 +192,13 @@ class PostRenderer:
         post = await session.get(Post, payload["post"])
         if payload.get("gone"):
             # Listed again: a restore came before the removal went out, and the message stays.
-            if listed(post) or not await self._showing(session, _target(delivery, payload)):
-                return None
-            return Outgoing(Reply(text=REMOVED), delete=MessageRef.decode(payload["ref"]))
+            ref = None if listed(post) else await self._showing(session, _target(delivery, payload))
+            return None if ref is None else Outgoing(Reply(text=REMOVED), delete=MessageRef.decode(ref))
         if post is None or not listed(post):
             return None
         if "ref" in payload:
             # Only the message that shows the post now: never one taken down (edited back into a card).
-            if not await self._showing(session, _target(delivery, payload)):
+            if await self._showing(session, _target(delivery, payload)) is None:
                 return None
             [view] = await cards.views(session, [post])
             return Outgoing(cards.card(view, self.media, edit=True), edit=MessageRef.decode(payload["ref"]))
@@ -209,8 +209,12 @@ class PostRenderer:
         return Outgoing(cards.card(view, self.media))
 
     @staticmethod
-    async def _showing(session: AsyncSession, publication_id: int) -> bool:
-        return await session.scalar(select(Delivery.status).where(Delivery.id == publication_id)) == LIVE
+    async def _showing(session: AsyncSession, publication_id: int) -> str | None:
+        """The message of the publication, while it shows the post (the row before it in this chat,
+        if any, has been sent by now: the outbox sends a chat's rows one after another)."""
+        found = await session.execute(select(Delivery.status, Delivery.sent_ref).where(Delivery.id == publication_id))
+        row = found.first()
+        return row.sent_ref if row is not None and row.status == LIVE else None
 
     @staticmethod
     async def _shown_before(session: AsyncSession, delivery: Delivery, post_id: int, round_: int) -> bool:
