@@ -262,7 +262,7 @@ class Core:
                     return [limited]
                 values = values_of()
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
-                await bans.check(session, person, found.name)
+                await bans.check(session, person, found.name, self.galleries)
                 replies = await found.handler(ctx, **values)
                 await session.commit()
             for effect in ctx.after_commit:

@@ -159,6 +159,9 @@ class Post(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # A copy of the author's private-profile flag, so that /top and galleries filter on the post alone.
     author_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Counts the times the post left or came back to the public places; its gallery messages of each
+    # round have their own outbox keys, so a post brought back is published anew (core.gallery).
+    gallery_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_public(self) -> bool:
@@ -228,7 +231,8 @@ class Delivery(Base):
     payload: Mapped[str] = mapped_column(Text)  # JSON, rendered into a Reply at send time
     person_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
     # pending, claimed (taken by a sender, not attempted yet), sending, sent, skipped (nothing to send /
-    # unreachable), uncertain (outcome unknown), failed
+    # unreachable), uncertain (outcome unknown), failed; withdrawn: a gallery message since deleted
+    # (or edited into a line) because its post left the public places
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
