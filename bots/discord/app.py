@@ -36,13 +36,17 @@ class Tuning:
     start_retry_seconds: float = 10.0
 
 
-class DiscordBot(discord.Client):
+class DiscordBot(discord.AutoShardedClient):
+    """Sharded even in one process: with DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS unset it connects
+    every shard Discord recommends, else only this process's share of the deployment's shards."""
+
     def __init__(self, core: Core, settings: Settings, tuning: Tuning = Tuning()) -> None:
         # Slash commands and buttons arrive as interactions: no privileged intent, no message content.
         super().__init__(
             intents=discord.Intents(guilds=True),
             max_ratelimit_timeout=max(30.0, tuning.ratelimit_timeout),
             guild_ready_timeout=tuning.guild_ready_timeout,
+            **settings.discord_shards.client_kwargs(),  # type: ignore[arg-type]
         )
         self.http.max_ratelimit_timeout = tuning.ratelimit_timeout
         self.core = core
