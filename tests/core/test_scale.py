@@ -415,3 +415,32 @@ async def test_status_shows_the_processes_the_leaders_the_queue_and_the_backlog(
     assert f"Outbox senders: telegram: {beat.id}" in shown
     assert "Generation queue: 1 queued, 0 running, oldest queued " in shown
     assert "Outbox backlog: telegram: 1" in shown
+
+
+@needs_postgres
+async def test_a_senders_only_process_sends_the_discord_outbox_without_a_gateway_connection(
+    own_db: str, db: AsyncEngine, tmp_path: Path
+) -> None:
+    """Senders apart from the front-ends: Discord's REST API needs no gateway (bots/discord/app.py)."""
+    from core import outbox
+    from core.db import create_sessionmaker
+    from tests.fakes.discord_api import FakeDiscord
+
+    async with FakeDiscord() as api:
+        env = {"DISCORD_BOT_TOKEN": api.token, "DISCORD_API_BASE_URL": api.api_base}
+        sender = await process("d1", tmp_path, own_db, "senders", **env).start()
+        try:
+            await until(lambda: has_leader(db, "outbox:discord", sender), within=30)
+            async with create_sessionmaker(db)() as session:
+                await outbox.add(
+                    session, key="d1", platform="discord", chat_id=api.general.id, kind="text", payload={"text": "hi"}
+                )
+                await session.commit()
+            sent = await api.wait_for("POST /channels/{channel_id}/messages", seconds=30)
+            await asyncio.sleep(0.5)  # a repeat would show up now
+        finally:
+            await sender.stop()
+        assert sent.status == 200 and sent.body == sent.body | {"content": "hi"}, sender.log()
+        assert len(api.calls_of("POST /channels/{channel_id}/messages")) == 1
+        assert api.gateway.query == [] and not api.calls_of("GET /gateway/bot")  # no gateway connection
+        assert "Traceback" not in sender.log()

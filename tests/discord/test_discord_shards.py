@@ -9,11 +9,12 @@ from typing import Any
 
 import discord
 import pytest
+from pydantic import SecretStr
 
 from bots.discord.app import DiscordBot
 from core.app import Core, bootstrap
 from core.config import Settings
-from tests.discord.test_discord_bot import CALLBACK, QUICK, Running, start
+from tests.discord.test_discord_bot import CALLBACK, QUICK, SEND, Running, start
 from tests.fakes.discord_api import FakeDiscord, point_discord_py_at
 from tests.fakes.discord_gateway import owns
 
@@ -97,3 +98,39 @@ async def test_the_fake_gateway_closes_a_shard_id_outside_its_count(
         assert closed.value.code == 4010
     finally:
         await client.close()
+
+
+async def queue_text(core: Core, chat_id: str, text: str) -> None:
+    from core import outbox
+
+    async with core.sessions() as session:
+        await outbox.add(
+            session, key=f"t-{text}", platform="discord", chat_id=chat_id, kind="text", payload={"text": text}
+        )
+        await session.commit()
+    core.outbox.wake("discord")
+
+
+async def test_sending_only_delivers_the_outbox_over_rest_without_a_gateway_connection(
+    core: Core, settings: Settings, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The senders role without the messengers role (python -m bots serve --roles senders)."""
+    from bots.discord.app import run_discord
+
+    point_discord_py_at(discord_api, monkeypatch)
+    settings = settings.model_copy(
+        update={"discord_bot_token": SecretStr(discord_api.token), "discord_api_base_url": discord_api.api_base}
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_discord(core, settings, stop, QUICK, receive=False))
+    try:
+        await queue_text(core, discord_api.general.id, "a note for the channel")
+        sent = await discord_api.wait_for(SEND, seconds=10)
+        assert sent.status == 200 and sent.body["content"] == "a note for the channel"  # type: ignore[index]
+    finally:
+        stop.set()
+        async with asyncio.timeout(10):
+            await task
+    assert discord_api.gateway.query == [] and discord_api.gateway.identified == []  # never connected
+    assert not discord_api.calls_of("GET /gateway/bot") and not discord_api.calls_of("GET /gateway")
+    assert not discord_api.calls_of("PUT /applications/{application_id}/commands")  # a front-end's job
