@@ -444,3 +444,37 @@ async def test_a_senders_only_process_sends_the_discord_outbox_without_a_gateway
         assert len(api.calls_of("POST /channels/{channel_id}/messages")) == 1
         assert api.gateway.query == [] and not api.calls_of("GET /gateway/bot")  # no gateway connection
         assert "Traceback" not in sender.log()
+
+
+@needs_postgres
+async def test_two_discord_processes_split_the_shards_and_each_answers_its_guilds(
+    own_db: str, db: AsyncEngine, tmp_path: Path
+) -> None:
+    """DISCORD_SHARD_IDS 0 and 1 of DISCORD_SHARD_COUNT=2, one front-end process each: the fake
+    gateway sends a guild's interactions only to its shard ((guild_id >> 22) % 2)."""
+    from tests.fakes.discord_api import FakeDiscord
+
+    callback = "POST /interactions/{interaction_id}/{interaction_token}/callback"
+    async with FakeDiscord() as api:
+        rooms = [api.add_channel(f"room{n}", api.add_guild(f"G{n}", shard=(n, 2))) for n in (0, 1)]
+        env = {"DISCORD_BOT_TOKEN": api.token, "DISCORD_API_BASE_URL": api.api_base, "DISCORD_SHARD_COUNT": "2"}
+        fronts = [
+            await process(f"f{n}", tmp_path, own_db, "messengers", DISCORD_SHARD_IDS=str(n), **env).start()
+            for n in (0, 1)
+        ]
+        try:
+            async with asyncio.timeout(30):
+                while len(api.gateway.shards) < 2 or None not in api.commands:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # both shards past GUILD_CREATE
+            for n, room in enumerate(rooms):
+                pushed = await api.slash("start", api.add_user(f"user{n}"), room)
+                await api.wait_for(callback, lambda c, p=pushed: c.params["interaction_id"] == p.id, seconds=15)
+                assert f"@user{n}" in pushed.original["content"]
+            await asyncio.sleep(0.5)  # a second answer would be here
+        finally:
+            for front in fronts:
+                await front.stop()
+        assert sorted(tuple(i["shard"]) for i in api.gateway.identified) == [(0, 2), (1, 2)]
+        assert len(api.calls_of(callback)) == 2 and all(c.status < 300 for c in api.calls_of(callback))
+        assert not any("Traceback" in front.log() for front in fronts), fronts[0].log() + fronts[1].log()
