@@ -39,6 +39,7 @@ from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
 from core.text import clean, clip_echo
+from core.turns import ChatTurns
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Core:
         self.scheduler: scheduler.Scheduler | None = None
         self.limiter = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute / 60)
         self.scheduler_lock = DeploymentLock(engine, "scheduler")
+        self.turns = ChatTurns(engine, self.sessions)  # adapters handle a chat's updates one at a time
         self.signer = Signer(load_key(settings))
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
@@ -369,6 +371,7 @@ class Core:
         if self.scheduler is not None:
             await self.scheduler.stop()
         await self.scheduler_lock.release()
+        await self.turns.aclose()
         await self.queue.stop()
         await self.outbox.stop()
         await self.checkpointer.stop()

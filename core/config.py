@@ -240,6 +240,9 @@ class Settings(BaseSettings):
         outside = [i for i in value if count is not None and not 0 <= i < count]
         if outside:
             raise ValueError(f"shard {outside[0]} is not between 0 and DISCORD_SHARD_COUNT - 1")
+        twice = sorted({i for i in value if value.count(i) > 1})
+        if twice:
+            raise ValueError(f"shard {twice[0]} is listed twice")
         return value
 
     @property

@@ -6,12 +6,10 @@ import logging
 
 from telegram import Chat, Document, Message, MessageOriginChannel, PhotoSize, Update
 from telegram.error import NetworkError, TelegramError
-from telegram.ext import ApplicationHandlerStop
 
 from bots.telegram.context import BotContext
 from bots.telegram.delivery import Origin, answer_press, deliver, take_ask
 from bots.telegram.messenger import PLATFORM
-from core import seen
 from core.actor import Actor
 from core.app import OOPS
 from core.cards import post_of_card
@@ -32,17 +30,6 @@ def actor_of(update: Update) -> Actor | None:
         display_name=user.full_name,
         private=chat.type == Chat.PRIVATE,
     )
-
-
-async def skip_repeats(update: Update, context: BotContext) -> None:
-    """Telegram may deliver an update twice (a retried webhook, say), even to two processes of one
-    deployment behind a proxy: handle it once. The memory catches a repeat here cheaply; the
-    database, one that another process took."""
-    if not context.seen.add(update.update_id) or not await seen.first_sighting(
-        context.core.sessions, PLATFORM, str(update.update_id)
-    ):
-        log.info("update %s arrived again; ignored", update.update_id)
-        raise ApplicationHandlerStop
 
 
 async def note_contact(update: Update, context: BotContext) -> None:

@@ -50,11 +50,18 @@ class Running:
             await self.task
 
 
-async def start(core: Core, settings: Settings, api: FakeDiscord, tuning: Tuning = QUICK, **changes: Any) -> Running:
+async def start(
+    core: Core,
+    settings: Settings,
+    api: FakeDiscord,
+    tuning: Tuning = QUICK,
+    bot_class: type[DiscordBot] = DiscordBot,
+    **changes: Any,
+) -> Running:
     settings = settings.model_copy(
         update={"discord_bot_token": SecretStr(api.token), "discord_api_base_url": api.api_base} | changes
     )
-    bot = DiscordBot(core, settings, tuning)
+    bot = bot_class(core, settings, tuning)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(bot, api.token, stop))
     async with asyncio.timeout(10):

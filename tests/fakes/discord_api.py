@@ -38,7 +38,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes import discord_routes, discord_spec
-from tests.fakes.discord_events import DM, GUILD_TEXT, Channel, Json, User, now_iso, snowflake
+from tests.fakes.discord_events import DM, GUILD_TEXT, Channel, Json, User, now_iso, snowflake, snowflake_on
 from tests.fakes.discord_gateway import Gateway
 from tests.fakes.discord_interactions import Interactions
 from tests.fakes.discord_rules import Rejected, error, json_response
@@ -80,7 +80,10 @@ class FakeDiscord:
     files: dict[str, bytes] = field(default_factory=dict)  # attachment id -> bytes
     commands: dict[str | None, list[Json]] = field(default_factory=dict)  # guild id (None: global) -> commands
 
+    shards: int = 1  # the shard count GET /gateway/bot recommends
+
     def __post_init__(self) -> None:
+        self.guilds: dict[str, str] = {self.guild_id: "Imagenet test"}  # id -> name, the bot is in each
         self.channels: dict[str, Channel] = {}
         self.users: dict[str, User] = {}
         self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
@@ -96,10 +99,16 @@ class FakeDiscord:
         self.url = ""
 
     # -- setup ---------------------------------------------------------------------------------
-    def add_channel(self, name: str) -> Channel:
-        channel = Channel(snowflake(), GUILD_TEXT, name=name, guild_id=self.guild_id)
+    def add_channel(self, name: str, guild_id: str | None = None) -> Channel:
+        channel = Channel(snowflake(), GUILD_TEXT, name=name, guild_id=guild_id or self.guild_id)
         self.channels[channel.id] = channel
         return channel
+
+    def add_guild(self, name: str, shard: tuple[int, int] | None = None) -> str:
+        """Another guild the bot is in, on shard (id, count) if given; add_channel fills it."""
+        guild_id = snowflake() if shard is None else snowflake_on(*shard)
+        self.guilds[guild_id] = name
+        return guild_id
 
     def add_user(self, username: str) -> User:
         user = User(snowflake(), username)

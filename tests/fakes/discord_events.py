@@ -27,6 +27,13 @@ def snowflake() -> str:
     return str((millis << 22) | (next(_counter) & 0x3FFFFF))
 
 
+def snowflake_on(shard_id: int, count: int) -> str:
+    """A fresh guild id that Discord routes to shard `shard_id` of `count`: (id >> 22) % count."""
+    millis = int(time.time() * 1000) - DISCORD_EPOCH_MS
+    millis += (shard_id - millis) % count
+    return str((millis << 22) | (next(_counter) & 0x3FFFFF))
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
