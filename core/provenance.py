@@ -28,6 +28,8 @@ from core.config import ConfigError, Settings
 from core.gen.backend import GenerationError
 from core.gen.openai_backend import PNG_SIGNATURE, stamp_png
 from core.gen.publishable import inspect
+from core.models import Post
+from core.visibility import DELETED
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,25 @@ def _webp_with_xmp(data: bytes, xmp: bytes) -> bytes:
         chunks = [(b"VP8X", bytes([flags, 0, 0, 0]) + canvas), *chunks]
     body = b"WEBP" + b"".join(_chunk(fourcc, payload) for fourcc, payload in [*chunks, (b"XMP ", xmp)])
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def describe_sent(post: Post, author: str, platform: str) -> str:
+    """The very file we sent, recognised by the platform's id for it, its signature gone with the
+    platform's re-encoding."""
+    parent = f", a remix of #{post.parent_id}" if post.parent_id else ""
+    gone = " (the post has since been deleted)" if post.status == DELETED else ""
+    return (
+        f"✅ Sent from here: #{post.id} by @{author}, from the prompt “{post.prompt}”{parent}{gone}. "
+        f"{platform}'s id for this photo shows it is the very file this bot sent. Its signature could not "
+        f"be checked, because {platform} re-encodes photos; send the picture as a file to check that too."
+    )
+
+
+def recompressed(platform: str) -> str:
+    return (
+        f"❌ No signature: {platform} re-encodes photos, which removes it, or the picture was not made here. "
+        "Send it as a file (not as a photo) to check it."
+    )
 
 
 def describe(verdict: Verdict | None, exists: bool) -> str:
