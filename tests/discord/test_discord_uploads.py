@@ -146,3 +146,15 @@ async def test_verify_a_genuine_an_altered_and_a_foreign_picture(running: Runnin
         opened.save(out, format="PNG", pnginfo=info)
     assert (await verify(out.getvalue(), "edited.png")).startswith(f"⚠️ Altered: made here as #{post_id} by @alice")
     assert await verify(png(), "mine.png") == "❌ Not made here: the picture carries no signature of this network."
+
+
+async def test_a_download_stops_past_the_limit_whatever_size_was_claimed(
+    running: Running, discord_api: FakeDiscord, media_dir: Path
+) -> None:
+    alice = discord_api.add_user("alice")
+    big = photo_with_gps() + b"\0" * 20_000_000  # more than socket buffers hold: the CDN waits on the reader
+    sent = discord_api.attachment(big, "big.jpg", "image/jpeg") | {"size": 1000}  # a size that lies
+    pushed = await discord_api.slash("edit", alice, photo=sent, prompt="a big one")
+    assert (await one_line(discord_api, pushed)).endswith("MB; the limit is 1 MB.")
+    assert discord_api.cdn_fetches == [sent["id"]] and discord_api.cdn_bytes_sent < 10_000_000
+    assert media_files(media_dir) == []

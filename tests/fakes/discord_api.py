@@ -80,6 +80,7 @@ class FakeDiscord:
     files: dict[str, bytes] = field(default_factory=dict)  # attachment id -> bytes
     commands: dict[str | None, list[Json]] = field(default_factory=dict)  # guild id (None: global) -> commands
     cdn_fetches: list[str] = field(default_factory=list)  # attachment ids fetched from the CDN
+    cdn_bytes_sent: int = 0  # what the CDN wrote before the client stopped reading
 
     def __post_init__(self) -> None:
         self.channels: dict[str, Channel] = {}
@@ -201,7 +202,17 @@ class FakeDiscord:
         if data is None:
             return web.Response(status=404, text="Not Found")
         self.cdn_fetches.append(attachment_id)
-        return web.Response(body=data, content_type="application/octet-stream")
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(data)
+        await response.prepare(request)
+        try:  # in pieces, so a client that stops reading early is seen to
+            for start in range(0, len(data), 64 * 1024):
+                await response.write(data[start : start + 64 * 1024])
+                self.cdn_bytes_sent += len(data[start : start + 64 * 1024])
+        except (ConnectionResetError, OSError):
+            return response
+        await response.write_eof()
+        return response
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["path"]
