@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 from PIL import Image
 from sqlalchemy import select
@@ -40,6 +41,7 @@ async def test_a_photo_the_bot_sent_is_recognised_by_telegrams_file_id(
     [size_id, *_] = [size["file_id"] for size in photo.result["photo"]]
     assert not api.files[size_id].startswith(b"\x89PNG")  # what Telegram keeps is a JPEG: no signature
 
+    await recorded(core, photo.result)
     mark = len(api.calls)
     api.say(ALICE, "/verify", reply_to=photo.result)  # the outbox sent that photo
     assert await answer_to(api, ALICE, mark) == sent_line(post_id, "alice", "a harbour at dawn")
@@ -47,10 +49,7 @@ async def test_a_photo_the_bot_sent_is_recognised_by_telegrams_file_id(
     mark = len(api.calls)
     api.say(BOB, f"/post {post_id}")  # the card is sent straight back, not through the outbox
     card = await api.wait_for("sendPhoto", lambda c: c.chat_id == str(BOB.id), after=mark)
-    shown = {size["file_unique_id"] for size in card.result["photo"]}
-    async with asyncio.timeout(5):  # recorded right after Telegram's answer (a person takes longer to forward)
-        while shown - await recorded_ids(core):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+    await recorded(core, card.result)
     forwarded = api.message_update(BOB, "")["message"]
     del forwarded["text"]
     forwarded |= {"photo": card.result["photo"], "forward_origin": {"type": "user", "sender_user": ALICE.json()}}
@@ -62,9 +61,15 @@ async def test_a_photo_the_bot_sent_is_recognised_by_telegrams_file_id(
         assert set(await session.scalars(select(SentFile.post_id))) == {post_id}
 
 
-async def recorded_ids(core: Core) -> set[str]:
-    async with core.sessions() as session:
-        return set(await session.scalars(select(SentFile.fingerprint)))
+async def recorded(core: Core, message: dict[str, Any]) -> None:
+    """The photo's ids are recorded right after Telegram's answer; a person takes longer to send it back."""
+    shown = {size["file_unique_id"] for size in message["photo"]}
+    async with asyncio.timeout(5):
+        while True:
+            async with core.sessions() as session:
+                if not shown - set(await session.scalars(select(SentFile.fingerprint))):
+                    return
+            await asyncio.sleep(0.02)
 
 
 async def test_a_photo_not_sent_by_the_bot_is_said_to_carry_no_signature(bot: RunningBot, api: FakeTelegramAPI) -> None:
