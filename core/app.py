@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import bans, commands, gallery, outbox, people, scheduler, threads
+from core import bans, commands, gallery, outbox, people, scheduler, sent_files, threads
 from core.actor import Actor
 from core.config import Settings
 from core.db import Checkpointer, create_sessionmaker
@@ -209,6 +209,13 @@ class Core:
                 await self._job_progress(session, job)
             await session.commit()
         self.outbox.wake(ref.platform)
+
+    async def files_sent(self, ref: MessageRef, post_id: int) -> None:
+        """The adapter sent post `post_id`'s picture as message `ref` itself (not through the outbox):
+        keep the platform's ids of that file, so /verify recognises it when it comes back re-encoded."""
+        async with self.sessions() as session:
+            await sent_files.record(session, ref.platform, ref.files, post_id)
+            await session.commit()
 
     async def mark_unreachable(self, platform: str, chat_id: str) -> None:
         async with self.sessions() as session:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     deleted_retention_days: int = Field(default=30, ge=0)  # a deleted post is kept this long for /restore
     rate_limit_burst: int = Field(default=20, ge=1)  # commands a person may send at once
     rate_limit_per_minute: float = Field(default=30.0, gt=0)  # and then this many a minute
+    # On top of that limit, comments one person may write a minute (counted in the database, so it
+    # holds across processes and restarts); 0 leaves comments to the general limit alone.
+    comments_per_minute: int = Field(default=5, ge=0)
 
     # Image generation
     openai_api_key: SecretStr | None = None

@@ -402,3 +402,16 @@ class CommentThread(Base):
     chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+
+
+class SentFile(Base):
+    """A post's picture as a platform stored it when we sent it: the platform's own id for that very
+    file (Telegram's file_unique_id, one per photo size). Telegram re-encodes photos, dropping the
+    signature; a photo forwarded back for /verify is still recognised by this id."""
+
+    __tablename__ = "sent_files"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

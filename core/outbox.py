@@ -35,6 +35,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import sent_files
 from core.db import insert_ignore, insert_ignore_many, rowcount
 from core.leases import DeploymentLock
 from core.messenger import (
@@ -464,6 +465,8 @@ class Outbox:
         async with self.sessions() as session:
             if renderer is not None:
                 await renderer.sent(session, delivery, payload, ref)
+            if outgoing.reply.post_id is not None:
+                await sent_files.record(session, ref.platform, ref.files, outgoing.reply.post_id)
             await self._mark(session, delivery, "sent", sent_ref=ref.encode())
             await session.commit()
 

@@ -14,14 +14,17 @@ import discord
 import yarl
 from discord import app_commands
 
-from bots.discord import buttons
+from bots.discord import buttons, uploads
 from bots.discord.commands import slash_commands
 from bots.discord.exchange import Exchange, actor_of
 from bots.discord.messenger import PLATFORM, DiscordMessenger, dm_chat
 from core.app import Core
 from core.config import Settings
+from core.replies import Reply
 
 log = logging.getLogger(__name__)
+
+NOT_FETCHED = "I could not fetch your attachment from Discord. Please try again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +112,22 @@ class DiscordBot(discord.AutoShardedClient):
     async def command(self, interaction: discord.Interaction, name: str, values: dict[str, Any]) -> None:
         exchange = self._exchange(interaction)
         exchange.progress_by_dm = bool(values.get("private")) and not exchange.actor.private
-        call = self.core.invoke(exchange.actor, name, values, request_id=str(interaction.id))
+        call = self._invoke(exchange, name, values, str(interaction.id))
         await exchange.run(call, self.tuning.direct_seconds)
+
+    async def _invoke(self, exchange: Exchange, name: str, values: dict[str, Any], request_id: str) -> list[Reply]:
+        """The core's answer; attachments are fetched first, inside the call, so a slow download is
+        covered by the exchange's deferral."""
+        limit = self.settings.upload_max_mb
+        try:
+            typed = {
+                key: await uploads.fetch(value, limit) if isinstance(value, discord.Attachment) else value
+                for key, value in values.items()
+            }
+        except uploads.FetchFailed as exc:
+            log.warning("could not fetch an attachment of interaction %s: %s", request_id, exc)
+            return [Reply(text=NOT_FETCHED, error=True)]
+        return await self.core.invoke(exchange.actor, name, typed, request_id=request_id)
 
     async def pressed(self, interaction: discord.Interaction, action: str) -> None:
         exchange = self._exchange(interaction)

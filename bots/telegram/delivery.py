@@ -89,6 +89,8 @@ async def send(context: BotContext, origin: Origin, reply: Reply) -> MessageRef:
         remember_ask(context.user_data, ref, reply.ask)
     if reply.job_id is not None:  # the core edits this message as the generation goes on
         await context.core.progress_shown(reply.job_id, ref)
+    if reply.post_id is not None and ref.files:
+        await context.core.files_sent(ref, reply.post_id)
     return ref
 
 

@@ -241,7 +241,7 @@ async def test_mistakes_are_one_ephemeral_line_and_a_failure_the_apology(
     assert discord_api.in_channel(discord_api.general.id) == []  # nothing public at all
 
 
-OPTION_TYPE = {ParamType.INT: 4, ParamType.BOOL: 5}
+OPTION_TYPE = {ParamType.INT: 4, ParamType.BOOL: 5, ParamType.IMAGE: 11}
 
 
 def expected_options(command: commands.Command) -> list[dict[str, Any]]:
