@@ -46,6 +46,9 @@ async def admin(ctx: Context, action: str, handle: str) -> list[Reply]:
     if not ctx.core.settings.is_admin(ctx.person.handle, ctx.actor.platform_id):
         raise UserError("Only the admins named in ADMINS can promote others.")
     target = await people.by_handle(ctx.session, handle)
+    if target.promoted_admin == (action == "add"):  # nothing changes: nothing to record
+        already = "already an admin" if target.promoted_admin else "not a promoted admin"
+        return [Reply(text=f"@{target.handle} is {already}.")]
     target.promoted_admin = action == "add"
     await audit.record(ctx.session, actor_id=ctx.person.id, action=f"admin {action}", person_id=target.id)
     if target.promoted_admin:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from core import audit, bans, gallery, people, posts, safety
+from core import audit, bans, gallery, people, posts, reports, safety
 from core.commands.registry import Context, command
 from core.errors import UserError
-from core.models import Post
+from core.models import Person, Post
 from core.params import Param, ParamType
 from core.replies import Reply
-from core.visibility import DELETED, VISIBLE
+from core.visibility import DELETED, HIDDEN, VISIBLE
 
 ADMINS_ONLY = "Only admins can do that."
 
@@ -55,11 +55,13 @@ async def decide(
 
 @command("hide", "admins: take a post out of every public place", params=(POST, REASON))
 async def hide(ctx: Context, post: int, reason: str | None) -> list[Reply]:
-    async def act(found: Post) -> str:
+    async def act(found: Post) -> str | None:
+        if found.status == HIDDEN:
+            return None  # a second /hide changes nothing and is not recorded twice
         safety.hide(found)
         return f"#{found.id} is hidden from every public place. /restore {found.id} brings it back."
 
-    return [Reply(text=await decide(ctx, post, "hide", reason, act) or "")]
+    return [Reply(text=await decide(ctx, post, "hide", reason, act) or f"#{post} is already hidden.")]
 
 
 @command("restore", "admins: bring back a hidden, removed or deleted post", params=(POST, REASON))
@@ -92,11 +94,22 @@ async def ban(ctx: Context, handle: str, duration: str | None, reason: str | Non
     target = await people.by_handle(ctx.session, handle)
     if target.id == ctx.person.id:
         raise UserError("You can't ban yourself.")
+    await refuse_banning_an_admin(ctx, target)
     length = bans.parse_duration(duration) if duration else None
     if duration and length is None:  # not a duration: the first word of the reason
         reason = f"{duration} {reason or ''}".strip()
     until = await bans.ban(ctx.session, ctx.person, target, length, reason or "", ctx.core.galleries)
     return [Reply(text=f"@{target.handle} is banned {bans.until_text(until)}. /unban @{target.handle} lifts it.")]
+
+
+async def refuse_banning_an_admin(ctx: Context, target: Person) -> None:
+    """An admin named in ADMINS cannot be banned from the messenger (only by changing ADMINS); a
+    promoted one only once a configured admin has taken the promotion back."""
+    if target.id not in await reports.admin_ids(ctx.session, ctx.core.settings.admin_list):
+        return
+    if not target.promoted_admin:
+        raise UserError(f"@{target.handle} is an admin named in ADMINS and cannot be banned.")
+    raise UserError(f"@{target.handle} is an admin: /admin remove @{target.handle} first.")
 
 
 @command("unban", "admins: lift a ban", params=(HANDLE,))

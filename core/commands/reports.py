@@ -48,12 +48,15 @@ def decision_buttons(post_id: int) -> tuple[Button, ...]:
 
 @command("keep", "admins: keep a reported post and close its reports", params=(POST, REASON), hidden=True)
 async def keep(ctx: Context, post: int, reason: str | None) -> list[Reply]:
-    async def act(found: Post) -> str:
+    async def act(found: Post) -> str | None:
+        if found.status != REVIEW and not await reports.open_count(ctx.session, found.id):
+            return None  # decided already (a second press of keep): nothing to record again
         if found.status == REVIEW:  # back where it was: visible, or held back while its author is banned
             await safety.restore(ctx.session, found)
         return f"Kept #{found.id}; its reports are closed."
 
-    return [Reply(text=await decide(ctx, post, "keep", reason, act) or "", notice=ctx.via_button)]
+    answer = await decide(ctx, post, "keep", reason, act) or f"#{post} has no open reports."
+    return [Reply(text=answer, notice=ctx.via_button)]
 
 
 @command("remove", "admins: remove a reported post (restorable with /restore)", params=(POST, REASON), hidden=True)

@@ -4,7 +4,10 @@ but cannot promote."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from core.models import Person
+from tests.safety_support import audit_count
 from tests.support import Chat
 
 ADMINS_ONLY = "Only admins can do that."
@@ -97,3 +100,28 @@ async def test_a_promoted_admin_acts_as_one_but_cannot_promote(chat: Chat) -> No
     assert "Only the admins named in ADMINS" in await chat.text("helper", "/admin add alice")
     assert "no longer an admin" in await chat.text("admin", "/admin remove @helper")
     assert await chat.text("helper", f"/restore {post_id}") == ADMINS_ONLY
+
+
+async def test_an_admin_cannot_be_banned_by_another_admin(chat: Chat) -> None:
+    await chat.say("helper", "/start")
+    assert "is now an admin" in await chat.text("admin", "/admin add helper")
+    # A promoted admin turning on the admin named in ADMINS: refused, nothing held back.
+    assert await chat.text("helper", "/ban admin 7d") == "@admin is an admin named in ADMINS and cannot be banned."
+    assert await chat.text("admin", "/ban helper") == "@helper is an admin: /admin remove @helper first."
+    async with chat.core.sessions() as session:
+        banned = await session.scalars(select(Person.handle).where(Person.banned_until.is_not(None)))
+        assert list(banned) == []
+    assert "no longer an admin" in await chat.text("admin", "/admin remove helper")
+    assert "@helper is banned" in await chat.text("admin", "/ban helper 1d")
+
+
+async def test_decisions_made_twice_are_recorded_once(chat: Chat) -> None:
+    post_id = await chat.post("alice")
+    await chat.say("helper", "/start")
+    before = await audit_count(chat.core)
+    assert "is now an admin" in await chat.text("admin", "/admin add helper")
+    assert await chat.text("admin", "/admin add helper") == "@helper is already an admin."
+    assert "is hidden" in await chat.text("admin", f"/hide {post_id}")
+    assert await chat.text("admin", f"/hide {post_id}") == f"#{post_id} is already hidden."
+    assert await chat.text("admin", f"/keep {post_id}") == f"#{post_id} has no open reports."
+    assert await audit_count(chat.core) == before + 2  # the promotion and the hide, once each
