@@ -93,7 +93,7 @@ class Core:
         self.images = ImageService(backend, media)
         self.moderator = Moderator(settings)
         self.breaker = CircuitBreaker.from_settings(settings)
-        self.galleries: list[tuple[str, str]] = []
+        self._extra_galleries: list[tuple[str, str]] = []
         self.outbox = outbox.Outbox(self.sessions)
         self.outbox.add_renderer("job", JobProgressRenderer(media))
         self.outbox.add_renderer("post", gallery.PostRenderer(media))
@@ -196,8 +196,16 @@ class Core:
         """Let the core send on its own through this platform (progress, galleries, digests)."""
         self.outbox.register(messenger)
 
+    @property
+    def galleries(self) -> list[tuple[str, str]]:
+        """The configured galleries (known to every process, whatever its roles), then any registered."""
+        configured = self.settings.galleries
+        return configured + [g for g in self._extra_galleries if g not in configured]
+
     def register_gallery(self, platform: str, chat_id: str) -> None:
-        self.galleries.append((platform, chat_id))
+        """A gallery an adapter serves (already known when the settings name it)."""
+        if (platform, chat_id) not in self._extra_galleries:
+            self._extra_galleries.append((platform, chat_id))
 
     async def progress_shown(self, job_id: int, ref: MessageRef) -> None:
         """The adapter sent a job's progress reply as message `ref`; keep it up to date from now on."""

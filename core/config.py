@@ -266,6 +266,18 @@ class Settings(BaseSettings):
         return self.image_backend == "openai"
 
     @property
+    def galleries(self) -> list[tuple[str, str]]:
+        """(platform, chat id) of each gallery with a bot to send to it. Every process knows them,
+        whatever its roles: a post finished by a workers-only process is published all the same
+        (the senders deliver it)."""
+        found: list[tuple[str, str]] = []
+        if self.telegram_bot_token is not None and self.telegram_gallery_chat_id:
+            found.append(("telegram", self.telegram_gallery_chat_id))
+        if self.discord_bot_token is not None and self.discord_gallery_channel_id:
+            found.append(("discord", str(self.discord_gallery_channel_id)))
+        return found
+
+    @property
     def admin_list(self) -> Admins:
         return Admins.parse(self.admins)
 

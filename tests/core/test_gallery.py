@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from core.app import Core
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from core.app import Core, bootstrap
+from core.config import Settings
+from core.models import Delivery
+from tests.conftest import empty_tables
 from tests.fakes.platform import FakeMessenger
 from tests.support import Chat
 
@@ -50,3 +56,29 @@ async def test_a_private_post_never_reaches_the_gallery_and_likes_on_it_edit_not
     await chat.say("alice", f"/like {secret}")
     await drained(core)
     assert platform.to("gallery") == [] and platform.edits == []
+
+
+async def test_a_process_without_the_messengers_still_publishes_to_the_configured_galleries(
+    settings: Settings, database_url: str
+) -> None:
+    # A `--roles workers` process runs no adapter, yet the posts it finishes must reach the galleries:
+    # the outbox rows it writes are sent by whichever process holds the senders' role.
+    token = "123456:" + "A" * 35
+    settings = settings.model_copy(
+        update={
+            "telegram_bot_token": SecretStr(token),
+            "telegram_gallery_chat_id": "-100200",
+            "discord_bot_token": SecretStr("discord-token"),
+            "discord_gallery_channel_id": 777,
+        }
+    )
+    worker = await bootstrap(settings)
+    await worker.start()
+    try:
+        post_id = await Chat(worker).post("alice", "a fox made by a worker")
+        async with worker.sessions() as session:
+            keys = set(await session.scalars(select(Delivery.key).where(Delivery.kind == "post")))
+        assert {f"gallery:telegram:-100200:{post_id}", f"gallery:discord:777:{post_id}"} <= keys
+    finally:
+        await worker.aclose()
+        await empty_tables(database_url)
