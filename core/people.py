@@ -16,6 +16,7 @@ from core.admins import Admins
 from core.errors import UserError
 from core.models import Identity, Person, utcnow
 from core.text import clean, clean_name, platform_name, strip_bidi
+from core.visibility import block_between
 
 HANDLE_RE = re.compile(r"^[a-z0-9_]{3,20}$")
 MAX_NAME = 64
@@ -130,6 +131,18 @@ async def by_handle(session: AsyncSession, raw: str) -> Person:
     if person is None:
         raise UserError(f"Nobody is called @{handle}.")
     return person
+
+
+async def by_handle_for(session: AsyncSession, raw: str, viewer: Person) -> tuple[Person, bool]:
+    """The person by handle and whether a block stands between them and `viewer` (either way), in one
+    statement: /profile and /follow need both."""
+    handle = parse_handle(raw)
+    query = select(Person, block_between(viewer.id, Person.id)).where(Person.handle == handle)
+    found = (await session.execute(query)).first()
+    if found is None:
+        raise UserError(f"Nobody is called @{handle}.")
+    person, blocked = found
+    return person, bool(blocked)
 
 
 async def platform_ids(session: AsyncSession, person_id: int) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.cards import PostView, fetch_views
 from core.models import Post, utcnow
 from core.visibility import listed, not_blocked
 
@@ -27,7 +28,8 @@ def hot_score(like_count: int, created_at: datetime) -> float:
 
 async def top_posts(
     session: AsyncSession, *, window: timedelta = timedelta(hours=24), limit: int = 5, viewer_id: int | None = None
-) -> list[Post]:
+) -> list[PostView]:
+    """The best posts of the window, with their card data."""
     since = utcnow() - window
     # Every post of the window scores at least hot_score(0, since): saying so bounds the walk down ix_posts_hot,
     # which SQLite then takes over ix_posts_created_at (sorting the day's ~33k posts) and which stops
@@ -35,5 +37,4 @@ async def top_posts(
     query = select(Post).where(listed(), Post.created_at >= since, Post.hot >= hot_score(0, since))
     if viewer_id is not None:
         query = query.where(not_blocked(viewer_id))
-    rows = await session.scalars(query.order_by(Post.hot.desc(), Post.id.desc()).limit(limit))
-    return list(rows)
+    return await fetch_views(session, query.order_by(Post.hot.desc(), Post.id.desc()).limit(limit))
