@@ -42,7 +42,7 @@ def listed() -> ColumnElement[bool]:
     return and_(Post.status == VISIBLE, Post.visibility == "public", Post.author_private.is_(False))
 
 
-def not_blocked(viewer_id: int) -> ColumnElement[bool]:
+def not_blocked(viewer_id: int | SQLColumnExpression[int]) -> ColumnElement[bool]:
     """Leaves out authors the viewer blocked and authors who blocked the viewer."""
     blocked = select(Block.blocked_id).where(Block.blocker_id == viewer_id)
     blockers = select(Block.blocker_id).where(Block.blocked_id == viewer_id)

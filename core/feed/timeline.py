@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from core.cards import PostView, fetch_views
+from core.cards import PostView, view_of, with_card_data
 from core.models import Follow, Post
 from core.visibility import shown
 
@@ -28,14 +29,14 @@ async def feed_page(
 ) -> FeedPage:
     """`before` walks to older posts, `after` back to newer ones; neither gives the newest page."""
     postgres = session.get_bind().dialect.name == "postgresql"
+    direction = "after" if after is not None else "before" if before is not None else None
+    params = {"person_id": person_id} if direction is None else {"person_id": person_id, "cursor": after or before}
+    rows = [view_of(row) for row in await session.execute(_page_query(direction, size + 1, postgres), params)]
     if after is not None:
-        rows = await fetch_views(session, *_followed(person_id, Post.id > after, False, size + 1, postgres))
         has_newer = len(rows) > size
         posts = list(reversed(rows[:size]))
         has_older = True
     else:
-        bound = Post.id < before if before is not None else true()
-        rows = await fetch_views(session, *_followed(person_id, bound, True, size + 1, postgres))
         has_older = len(rows) > size
         posts = rows[:size]
         has_newer = before is not None
@@ -48,8 +49,18 @@ async def feed_page(
     )
 
 
+@functools.cache
+def _page_query(direction: str | None, limit: int, postgres: bool) -> Select[Post, str, str | None, str | None]:
+    """A page with its cards' data, built once per shape with the person and the cursor as bound parameters:
+    building the statement and its cache key on every call cost more than running it (bench/README.md)."""
+    cursor = bindparam("cursor", type_=Integer)
+    bound = {None: true(), "before": Post.id < cursor, "after": Post.id > cursor}[direction]
+    query, post = _followed(bindparam("person_id", type_=Integer), bound, direction != "after", limit, postgres)
+    return with_card_data(query, post)
+
+
 def _followed(
-    person_id: int, bound: ColumnElement[bool], newest_first: bool, limit: int, postgres: bool
+    person_id: BindParameter[int], bound: ColumnElement[bool], newest_first: bool, limit: int, postgres: bool
 ) -> tuple[Select[Post], Any]:
     """Shown posts (core.visibility) of the people `person_id` follows, within `bound`, in id order, at most `limit`:
     the query, and the post entity it selects (for `fetch_views` to join the card data to)."""
