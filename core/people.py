@@ -135,12 +135,16 @@ async def by_handle(session: AsyncSession, raw: str) -> Person:
     return person
 
 
+_BY_HANDLE_FOR = select(Person, block_between(bindparam("viewer_id"), Person.id)).where(
+    Person.handle == bindparam("handle")
+)  # built once, like _WHO
+
+
 async def by_handle_for(session: AsyncSession, raw: str, viewer: Person) -> tuple[Person, bool]:
     """The person by handle and whether a block stands between them and `viewer` (either way), in one
     statement: /profile and /follow need both."""
     handle = parse_handle(raw)
-    query = select(Person, block_between(viewer.id, Person.id)).where(Person.handle == handle)
-    found = (await session.execute(query)).first()
+    found = (await session.execute(_BY_HANDLE_FOR, {"handle": handle, "viewer_id": viewer.id})).first()
     if found is None:
         raise UserError(f"Nobody is called @{handle}.")
     person, blocked = found
