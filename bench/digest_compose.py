@@ -16,7 +16,7 @@ from core.db import create_engine, create_sessionmaker
 from core.feed.digest import CHUNK, PassStats, compose_pass
 from core.models import Delivery, Person, utcnow
 
-TARGET_SECONDS = {"sqlite": 12.0, "postgresql": 60.0}  # issue 12 for SQLite; issue 5's for PostgreSQL
+TARGET_SECONDS = {"sqlite": 12.0, "postgresql": 60.0}  # issue 12 for SQLite; the earlier target on PostgreSQL
 TARGET_PEOPLE = 100_000  # the target is for this many; smaller networks are held to the same cost per person
 
 Say = Callable[[str], None]
