@@ -51,14 +51,9 @@ def view_of(row: Row[Post, str, str | None, str | None] | tuple[Any, ...]) -> Po
     return PostView(post, author, parent_author, parent_status == DELETED)
 
 
-async def fetch_views(session: AsyncSession, query: Select[Post], post: Any = Post) -> list[PostView]:
-    """The posts `query` selects, in its order, each with its card data, in one statement."""
-    return [view_of(row) for row in await session.execute(with_card_data(query, post))]
-
-
 async def views(session: AsyncSession, posts: Iterable[Post]) -> list[PostView]:
     """Author and parent-author handles for posts already loaded, in one query, in the given order.
-    Where the posts are yet to be read, `fetch_views` reads them with their handles at once."""
+    Where the posts are yet to be read, a `with_card_data` query reads them with their handles at once."""
     posts = list(posts)
     if not posts:
         return []

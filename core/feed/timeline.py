@@ -63,7 +63,7 @@ def _followed(
     person_id: BindParameter[int], bound: ColumnElement[bool], newest_first: bool, limit: int, postgres: bool
 ) -> tuple[Select[Post], Any]:
     """Shown posts (core.visibility) of the people `person_id` follows, within `bound`, in id order, at most `limit`:
-    the query, and the post entity it selects (for `fetch_views` to join the card data to)."""
+    the query, and the post entity it selects (for `with_card_data` to join the card data to)."""
     order = Post.id.desc() if newest_first else Post.id.asc()
     if not postgres:
         # SQLite reads every followed person's shown post ids from ix_posts_author_shown_id_hot alone and keeps the
