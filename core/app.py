@@ -38,7 +38,7 @@ from core.ratelimit import RateLimiter, wait_line
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
-from core.text import clean
+from core.text import clean, clip_echo
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ OOPS = "Sorry, something went wrong on our side and nothing was saved. Please tr
 
 
 def _unknown(name: str) -> Reply:
-    return Reply(text=f"Unknown command /{name}. Send /help to see what I can do.", error=True)
+    return Reply(text=clip_echo(f"Unknown command /{name}. Send /help to see what I can do."), error=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +270,7 @@ class Core:
             return replies
         except UserError as exc:
             text = str(exc) or found.usage_line  # a bare UsageError: the usage is the answer
-            return [Reply(text=text, notice=via_button, error=True)]
+            return [Reply(text=clip_echo(text), notice=via_button, error=True)]
         except Exception:
             log.exception("command /%s failed", found.name)
             return [Reply(text=OOPS, notice=via_button, error=True)]
@@ -279,12 +279,12 @@ class Core:
         self, person_id: int, name: str, via_button: bool, values_of: Callable[[], Values]
     ) -> Reply | None:
         """The answer when this person is over their rate, or None. A press repeating their last
-        press of the same button is coalesced with it: acknowledged, neither run nor refused."""
-        repeated = via_button and self.limiter.repeated_press(person_id, f"{name} {values_of()}")
-        wait = self.limiter.take(person_id)
+        press of the same button that ran is coalesced with it: acknowledged, neither run nor refused."""
+        press = f"{name} {values_of()}" if via_button else None
+        wait = self.limiter.take(person_id, press)
         if wait == 0:
             return None
-        if repeated:
+        if press is not None and self.limiter.repeated_press(person_id, press):
             return Reply(text="⏳ Got it.", notice=True)
         return Reply(text=wait_line(wait), notice=via_button, error=True)
 

@@ -25,9 +25,14 @@ CANCELLED = "Cancelled: your account is banned."
 
 
 def parse_duration(raw: str) -> timedelta | None:
-    """`30m`, `12h`, `7d`, `2w`; None when the word is not a duration (it is then part of the reason)."""
-    match = DURATION_RE.match(raw.strip().lower())
+    """`30m`, `12h`, `7d`, `2w`; None when the word is not a duration (it is then part of the reason).
+    A word that starts with a digit was meant as one: a slip there (`5x`, `0m`) is refused rather
+    than read as the reason of a ban for good."""
+    word = raw.strip().lower()
+    match = DURATION_RE.match(word)
     if match is None or int(match.group(1)) == 0:
+        if word[:1].isdigit():
+            raise UserError(f"{raw.strip()} is not a duration. Use minutes, hours, days or weeks: 30m, 12h, 7d, 2w.")
         return None
     return int(match.group(1)) * UNITS[match.group(2)]
 

@@ -18,6 +18,16 @@ from sqlalchemy.exc import ArgumentError
 from core.admins import Admins
 
 
+def is_known_zone(name: str) -> bool:
+    """Whether zoneinfo can load this name. A region alone (`America`) is a folder and a very long
+    name no file can have: zoneinfo lets those through as OSError, not as its "not found"."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def parse_clock(value: str) -> time:
     """ "HH:MM" (24-hour) -> time; ValueError with a plain message otherwise."""
     hours, sep, minutes = value.strip().partition(":")
@@ -176,10 +186,8 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        if not is_known_zone(value):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)")
         return value
 
     @field_validator("database_url")

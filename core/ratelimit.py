@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# A press of the same button again within this long, while the bucket is empty, is the same press.
+# A press of the same button again within this long of one that ran, while the bucket is empty, is that press.
 COALESCE_SECONDS = 5.0
 MAX_TRACKED = 10_000  # above this, people whose bucket has refilled are forgotten
 
@@ -21,23 +21,30 @@ class RateLimiter:
     _buckets: dict[int, tuple[float, float]] = field(default_factory=dict)  # person -> (tokens, at)
     _presses: dict[int, tuple[str, float]] = field(default_factory=dict)  # person -> (action, at)
 
-    def take(self, person_id: int) -> float:
-        """0 when the command may run (a token is used), otherwise the seconds until it may."""
+    def take(self, person_id: int, press: str | None = None) -> float:
+        """0 when the command may run (a token is used), otherwise the seconds until it may. A button
+        press that runs is remembered: its repeats in a burst are then coalesced with it."""
         now = self.clock()
         tokens = self._tokens(person_id, now)
         if tokens >= 1:
             self._buckets[person_id] = (tokens - 1, now)
+            if press is not None:
+                self._presses[person_id] = (press, now)
             self._forget_some(now)
             return 0.0
         self._buckets[person_id] = (tokens, now)
         return (1 - tokens) / self.per_second
 
     def repeated_press(self, person_id: int, action: str) -> bool:
-        """Whether this press repeats the person's last press of the same button, just now."""
+        """Whether this press repeats the person's last press that ran, just now. Only one that ran:
+        a repeat of a refused press is refused as well, not acknowledged as if it had been taken.
+        A repeat keeps the burst going, so a long hammering stays one press."""
         now = self.clock()
         last = self._presses.get(person_id)
+        if last is None or last[0] != action or now - last[1] >= COALESCE_SECONDS:
+            return False
         self._presses[person_id] = (action, now)
-        return last is not None and last[0] == action and now - last[1] < COALESCE_SECONDS
+        return True
 
     def _tokens(self, person_id: int, now: float) -> float:
         tokens, at = self._buckets.get(person_id, (float(self.burst), now))

@@ -124,10 +124,17 @@ def build(core: Core) -> Scheduler:
             max_instances=1,
             next_run_time=utcnow(),
         )
-    scheduler.add_job(
-        _guarded("prune", prune, core, scheduler), "interval", hours=6, id="prune", name="prune", coalesce=True
-    )
-    scheduler.add_job(
-        _guarded("purge", purge_deleted, core, scheduler), "interval", hours=1, id="purge", name="purge", coalesce=True
-    )
+    # Also at start: on the interval alone, a process restarted more often than that never purged.
+    housekeeping = {"prune": (prune, 6), "purge": (purge_deleted, 1)}
+    for name, (job, hours) in housekeeping.items():
+        scheduler.add_job(
+            _guarded(name, job, core, scheduler),
+            "interval",
+            hours=hours,
+            id=name,
+            name=name,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=utcnow(),
+        )
     return scheduler

@@ -11,6 +11,11 @@ from core.errors import UserError
 # Characters that reorder the text around them: a name with one can read as someone else's.
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 ZWJ = "\u200d"  # joins emoji into one picture (👩‍🎨); invisible anywhere else
+# Letters and marks that draw nothing (a grapheme joiner, Hangul fillers, Khmer inherent vowels):
+# not format characters, so `clean` keeps them in prompts, but in a name they fake a blank or hide a
+# difference ("Bo\u3164ss" looks like "Boss").
+_BLANK_IN_NAMES = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+ECHO_WORD_MAX = 60  # longer than any handle, command name or post reference a person means to type
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # "(@boss)", "@ boss", "＠boss" (NFKC folds the full-width sign): a name must not carry a handle.
 _HANDLE_IN_NAME = re.compile(r"@\s*[\w]", re.UNICODE)
@@ -43,6 +48,10 @@ def clean(text: str, *, keep_newlines: bool = True) -> str:
     return "".join(out)
 
 
+def _without_blanks(text: str) -> str:
+    return "".join(char for char in text if char not in _BLANK_IN_NAMES)
+
+
 def strip_bidi(text: str) -> str:
     return "".join(char for char in text if char not in BIDI_CONTROLS)
 
@@ -55,7 +64,7 @@ def clean_name(raw: str) -> str:
     """A display name a person sets: one line, no direction changes, no handle inside. UserError otherwise."""
     if has_bidi(raw):
         raise UserError("Names cannot contain characters that change the writing direction.")
-    name = " ".join(clean(raw, keep_newlines=False).split())
+    name = " ".join(_without_blanks(clean(raw, keep_newlines=False)).split())
     if looks_like_handle(name):
         raise UserError("Names cannot contain an @handle; your handle is shown next to your name.")
     return name
@@ -67,8 +76,18 @@ def looks_like_handle(name: str) -> bool:
 
 def platform_name(raw: str) -> str:
     """A name a platform hands in (it cannot be refused): cleaned the same way, the offending parts dropped."""
-    name = " ".join(strip_bidi(clean(raw, keep_newlines=False)).split())
+    name = " ".join(_without_blanks(strip_bidi(clean(raw, keep_newlines=False))).split())
     folded = unicodedata.normalize("NFKC", name)
     if looks_like_handle(name):
         name = _HANDLE_IN_NAME.sub(lambda m: m.group(0)[-1], folded).replace("()", "").strip()
     return " ".join(name.split())
+
+
+_LONG_WORD = re.compile(rf"\S{{{ECHO_WORD_MAX + 1},}}")
+
+
+def clip_echo(line: str) -> str:
+    """An error line that repeats what was typed: any word longer than ECHO_WORD_MAX is cut, so a
+    100,000-character handle is not sent back whole (the platforms cut long messages; the console
+    does not)."""
+    return _LONG_WORD.sub(lambda m: m.group(0)[: ECHO_WORD_MAX - 1] + "…", line)

@@ -18,6 +18,7 @@ from core.app import Core, parse_line
 from core.params import Upload
 from core.people import normalize_handle
 from core.replies import Ask, Reply
+from core.text import platform_name
 
 BOT = "bot"
 _UNDECODED = re.compile(r"[\udc80-\udcff]")  # how surrogateescape keeps a byte that was not UTF-8
@@ -75,7 +76,7 @@ class ConsoleChat:
         if not text:
             return
         if text == "/as" or text.startswith("/as "):  # not /assist or /asdf
-            self._switch(text[3:].strip())
+            self._switch(platform_name(text[3:]))  # the name a person gives is cleaned like any platform's
             return
         typed = " ".join(text.split())  # `like\t1` or `like  1` is the button `like 1` all the same
         if typed in self.actions:

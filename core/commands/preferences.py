@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from sqlalchemy import select
 
+from core.cards import shorten
 from core.commands.registry import Context, command
-from core.config import parse_clock
+from core.config import is_known_zone, parse_clock
 from core.errors import UserError
 from core.feed.digest import digest_key
 from core.feed.localtime import digest_clock, digest_due, next_digest, zone_of
@@ -15,14 +14,13 @@ from core.models import Delivery, utcnow
 from core.params import Param, ParamType, UsageError
 from core.replies import Reply
 
+ZONE_ECHO = 40  # a wrong zone is named back, but not a page of it
+
 
 def _zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(
-            f"I don't know the time zone {name!r}. Use a name like Europe/Berlin or America/New_York."
-        ) from None
+    if not is_known_zone(name):
+        shown = shorten(name, ZONE_ECHO)
+        raise UserError(f"I don't know the time zone {shown!r}. Use a name like Europe/Berlin or America/New_York.")
     return name
 
 

@@ -453,7 +453,7 @@ class GenerationQueue:
     ) -> None:
         if retryable and job.attempts < self.config.max_attempts:
             delay = retry_after if retry_after is not None else backoff(job.attempts, self.config.backoff_base)
-            log.info("generation job %s: %s; retrying in %.1f s", job.id, message, delay)
+            log.info("generation job %s: %s; retrying in %.1f s", job.id, message.rstrip("."), delay)
             await self._requeue(job, utcnow() + timedelta(seconds=delay), error=message)
             return
         final = message if not retryable else f"{message} {gave_up(job.attempts)}"

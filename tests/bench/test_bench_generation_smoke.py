@@ -70,8 +70,9 @@ def test_concurrency_lists_are_checked() -> None:
 
 
 async def test_requests_can_arrive_all_at_once(capsys: pytest.CaptureFixture[str]) -> None:
-    args = generation.parse(["--latency", "0.2", "--concurrency", "4", "--jobs", "8", "--arrival", "burst"])
+    # Each image takes long enough that all four slots fill even when enqueueing the burst is slow.
+    args = generation.parse(["--latency", "0.8", "--concurrency", "4", "--jobs", "8", "--arrival", "burst"])
     [row] = await generation.run(args)
     printed = capsys.readouterr().out
-    [cells] = rows_of(printed, "SQLite, fake remote backend (0.2 s per image), requests all at once")
+    [cells] = rows_of(printed, "SQLite, fake remote backend (0.8 s per image), requests all at once")
     assert cells[0] == "4" and row.jobs == 8 and row.peak == 4 and row.rate > 0

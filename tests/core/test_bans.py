@@ -102,6 +102,20 @@ async def test_a_ban_without_duration_is_for_good_and_the_reason_keeps_its_first
     assert await chat.text("troll", "/imagine x") == "Your account is banned for good: harassment of others."
 
 
+async def test_a_mistyped_duration_is_refused_not_read_as_a_ban_for_good(chat: Chat) -> None:
+    # `5x`, `0m` or `99999w` is an admin's slip for a duration: read as the first word of the
+    # reason, it banned the person for good.
+    await chat.say("troll", "/start")
+    for word in ("5x", "0m", "99999w", "12"):
+        answer = await chat.text("admin", f"/ban troll {word} spam")
+        assert answer == f"{word} is not a duration. Use minutes, hours, days or weeks: 30m, 12h, 7d, 2w.", answer
+    async with chat.core.sessions() as session:
+        troll = await session.scalar(select(Person).where(Person.handle == "troll"))
+        assert troll is not None and troll.banned_until is None
+    assert await audit_actions(chat.core) == []
+    assert "banned until" in await chat.text("admin", "/ban troll 2W spam")
+
+
 async def test_ban_and_unban_are_refused_to_non_admins_typed_or_pressed(chat: Chat) -> None:
     await chat.say("victim", "/start")
     for line in ("/ban victim 7d", "/unban victim"):

@@ -122,6 +122,7 @@ def test_an_admin_entry_that_names_nobody_for_sure_stops_start_up(value: str, ex
         ("DAILY_QUOTA", "abc", "valid integer"),
         ("DAILY_QUOTA", "-1", "greater than or equal to 0"),
         ("DEFAULT_TIMEZONE", "Mars/Base", "Mars/Base"),
+        ("DEFAULT_TIMEZONE", "America", "America"),  # a folder of zones: IsADirectoryError inside zoneinfo
         ("PROMPT_MAX_CHARS", "0", "greater than or equal to 1"),
         ("IMAGE_BACKEND", "magic", "'auto', 'local' or 'openai'"),
         ("LOG_LEVEL", "loud", "DEBUG, INFO, WARNING or ERROR"),

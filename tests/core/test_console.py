@@ -153,6 +153,15 @@ async def test_as_switches_person_and_needs_a_name(core: Core) -> None:
     assert "Unknown command /asdf" in text
 
 
+async def test_as_cleans_the_name_like_any_platform_name(core: Core) -> None:
+    out = io.StringIO()
+    chat = ConsoleChat(core, out=out, name="carol")
+    await chat.line("/as b\x00o\u200bb")
+    await chat.line("/start")
+    text = out.getvalue()
+    assert "You are now bob." in text and "Welcome, @bob!" in text
+
+
 async def test_a_missing_login_name_falls_back_to_a_default(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     import getpass
 

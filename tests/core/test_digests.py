@@ -550,6 +550,17 @@ async def test_digest_command_shows_and_changes_the_setting(chat: Chat) -> None:
             "/digest 08:00 Mars/Olympus",
             "I don't know the time zone 'Mars/Olympus'. Use a name like Europe/Berlin or America/New_York.",
         ),
+        # A region alone is a folder of zones, and a very long name no file can have: both are
+        # errors of the file system inside zoneinfo, not its "not found".
+        (
+            "/digest 08:00 America",
+            "I don't know the time zone 'America'. Use a name like Europe/Berlin or America/New_York.",
+        ),
+        (
+            "/digest 08:00 " + "z" * 300,
+            "I don't know the time zone 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz…'. "
+            "Use a name like Europe/Berlin or America/New_York.",
+        ),
     ],
 )
 async def test_digest_command_refuses_what_it_cannot_use_and_keeps_the_setting(

@@ -212,6 +212,8 @@ async def test_an_html_page_from_the_image_server_is_retried_without_a_traceback
     [job] = await jobs(openai_core)
     assert job.status == "done" and job.attempts == 2
     assert tracebacks(caplog) == []
+    [retry] = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert "could not read; retrying in" in retry  # one sentence, not "read.; retrying"
 
 
 async def test_a_final_failure_reads_as_final(openai_core: Core, fake_openai: FakeOpenAI) -> None:

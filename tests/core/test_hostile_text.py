@@ -15,7 +15,7 @@ from core.actor import Actor
 from core.app import OOPS, Core
 from core.models import Person, Post
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
-from tests.support import Chat
+from tests.support import Chat, actor
 from tests.telegram.test_telegram_bot import imagine, reply_to
 
 HOSTILE = [
@@ -94,6 +94,14 @@ async def test_invisible_characters_in_a_name_are_dropped(chat: Chat) -> None:
     assert (await person(chat.core, "eve")).display_name == "Boss"
 
 
+@pytest.mark.parametrize("invisible", ["\u034f", "\u3164", "\u115f", "\u1160", "\uffa0", "\u17b4", "\u180e"])
+async def test_blank_letters_that_render_as_nothing_are_dropped_from_names(chat: Chat, invisible: str) -> None:
+    # Not format characters, yet they draw nothing: "Bo\u3164ss" would look like "Boss", and a name
+    # of only such letters would look empty.
+    await chat.say("eve", f"/name Bo{invisible}ss")
+    assert (await person(chat.core, "eve")).display_name == "Boss"
+
+
 async def test_a_platform_name_is_cleaned_when_the_profile_is_made(chat: Chat) -> None:
     hostile = Actor("telegram", "901", chat_id="901", display_name="\u202eEve\x00 \x1b[2J(@boss)\u200b")
     [welcome] = await chat.core.handle(hostile, "/start")
@@ -153,3 +161,10 @@ async def test_a_database_error_never_carries_what_a_person_wrote(core: Core) ->
         with pytest.raises(IntegrityError) as caught:
             await conn.execute(statement, {"name": "my secret prompt"})
     assert "my secret prompt" not in str(caught.value)
+
+
+@pytest.mark.parametrize("typed", ["/follow {}", "/profile @{}", "/post 1{}", "/{}", "/lineage {}", "/notify {}"])
+async def test_an_error_does_not_send_back_a_huge_argument_whole(chat: Chat, typed: str) -> None:
+    [answer] = await chat.core.handle(actor("alice"), typed.format("z" * 100_000))
+    assert answer.error and len(answer.text) < 400, answer.text[:200]
+    assert "zzzz…" in answer.text or "z" not in answer.text  # cut where it is echoed

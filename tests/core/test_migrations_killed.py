@@ -3,15 +3,16 @@ to head, with every row kept: each revision commits as a whole with its version 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -62,14 +63,39 @@ async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-def migrate_in_a_process(url: str, kill_after: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tests.fakes.dying_migration", url, str(kill_after)],
+class DyingMigrations:
+    """One `tests.fakes.dying_migration` process for a test: each request forks a child that
+    migrates a database and is SIGKILLed after a chosen statement."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def run(self, url: str, kill_after: int) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"{url} {kill_after}\n".encode())
+        await self.process.stdin.drain()
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout=120)
+        assert line, "the dying-migration process ended"
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+
+@pytest.fixture
+async def dying() -> AsyncIterator[DyingMigrations]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.dying_migration",
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
+    try:
+        yield DyingMigrations(process)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        await asyncio.wait_for(process.wait(), timeout=30)
 
 
 def kill_points(statements: list[str]) -> list[int]:
@@ -117,17 +143,17 @@ async def no_setup(_url: str) -> None:
 
 @pytest.mark.parametrize(("setup", "with_rows"), [(no_setup, False), (add_rows, True)], ids=["empty", "with-data"])
 async def test_a_kill_at_any_migration_step_never_bricks_the_database(
-    tmp_path: Path, setup: Callable[[str], object], with_rows: bool
+    tmp_path: Path, dying: DyingMigrations, setup: Callable[[str], object], with_rows: bool
 ) -> None:
     async with fresh_database(tmp_path) as url:
         await setup(url)  # type: ignore[misc]
-        dry = migrate_in_a_process(url, 0)
-        assert dry.returncode == 0, dry.stderr
-    points = kill_points(json.loads(dry.stdout))
+        dry = await dying.run(url, 0)
+        assert dry["returncode"] == 0
+    points = kill_points(dry["statements"])
     assert len(points) >= 3 * (REVISIONS - 1 if with_rows else REVISIONS) - 4  # every revision was seen
     for point in points:
         async with fresh_database(tmp_path) as url:
             await setup(url)  # type: ignore[misc]
-            killed = migrate_in_a_process(url, point)
-            assert killed.returncode == -signal.SIGKILL, killed.stderr
+            killed = await dying.run(url, point)
+            assert killed["returncode"] == -signal.SIGKILL, f"not killed after statement {point}"
             await start_up_and_check(url, with_rows, f"killed after statement {point}")

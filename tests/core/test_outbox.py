@@ -204,8 +204,9 @@ async def test_sends_are_paced_to_the_platforms_rate(core: Core, make_core: Make
     assert len(times) == 8
     gaps = [b - a for a, b in itertools.pairwise(times)]
     # One every 1/20 s, no burst. The limiter spaces the slots; the database write between a slot and
-    # its send varies by a few milliseconds, so single gaps may be a little shorter.
-    assert min(gaps) >= 0.03, gaps
+    # its send varies by a few milliseconds (more on a loaded machine), so single gaps may be shorter;
+    # a burst would show gaps near zero.
+    assert min(gaps) >= 0.025, gaps
     assert times[-1] - times[0] >= 7 * 0.05 * 0.9, gaps
 
 

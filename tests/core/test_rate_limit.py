@@ -58,3 +58,18 @@ async def test_repeated_presses_of_one_button_past_the_limit_are_coalesced(chat:
     clock.now += 10
     later, _card = await chat.press("bob", f"like {post_id}")
     assert "took back" in later.text
+
+
+async def test_a_press_repeating_a_refused_press_is_refused_too_not_acknowledged(chat: Chat) -> None:
+    # "Got it" would say the like was taken while nothing ran: the first press was refused, and the
+    # repeats are that same refused press.
+    post_id = await chat.post("alice")
+    clock = limit(chat.core, burst=1)
+    await chat.say("bob", "/help")  # the bucket is empty now
+    [refused] = await chat.press("bob", f"like {post_id}")
+    assert refused.text.startswith("Slow down") and refused.error
+    clock.now += 1
+    [again] = await chat.press("bob", f"like {post_id}")
+    assert again.text.startswith("Slow down") and again.error
+    row = await post_row(chat.core, post_id)
+    assert row is not None and row.like_count == 0
