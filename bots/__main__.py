@@ -56,10 +56,10 @@ async def run_messengers(
         from bots.telegram import run_telegram
 
         running.append(run_telegram(core, settings, stop, receive=receive))
-    if settings.discord_bot_token is not None and receive:
+    if settings.discord_bot_token is not None:
         from bots.discord import run_discord
 
-        running.append(run_discord(core, settings, stop))
+        running.append(run_discord(core, settings, stop, receive=receive))
     await asyncio.gather(*running)
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import bans, commands, gallery, outbox, people, scheduler, threads
+from core import bans, commands, gallery, outbox, people, scheduler, sent_files, threads
 from core.actor import Actor
 from core.config import Settings
 from core.db import Checkpointer, create_sessionmaker
@@ -34,11 +34,12 @@ from core.migrate import upgrade
 from core.models import GenerationJob, Person, Post
 from core.params import Upload, Values
 from core.provenance import Signer, load_key
-from core.ratelimit import RateLimiter, wait_line
+from core.ratelimit import DOUBLE_PRESS_SECONDS, RateLimiter, wait_line
 from core.replies import Ask, Reply
 from core.startup import check_media_dir, open_database
 from core.suggest import Suggestion, suggestions
 from core.text import clean, clip_echo
+from core.turns import ChatTurns
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class Core:
         self.scheduler: scheduler.Scheduler | None = None
         self.limiter = RateLimiter(settings.rate_limit_burst, settings.rate_limit_per_minute / 60)
         self.scheduler_lock = DeploymentLock(engine, "scheduler")
+        self.turns = ChatTurns(engine, self.sessions)  # adapters handle a chat's updates one at a time
         self.signer = Signer(load_key(settings))
         self.outbox.on_unreachable = self.mark_unreachable
         self.queue = GenerationQueue(
@@ -208,6 +210,13 @@ class Core:
             await session.commit()
         self.outbox.wake(ref.platform)
 
+    async def files_sent(self, ref: MessageRef, post_id: int) -> None:
+        """The adapter sent post `post_id`'s picture as message `ref` itself (not through the outbox):
+        keep the platform's ids of that file, so /verify recognises it when it comes back re-encoded."""
+        async with self.sessions() as session:
+            await sent_files.record(session, ref.platform, ref.files, post_id)
+            await session.commit()
+
     async def mark_unreachable(self, platform: str, chat_id: str) -> None:
         async with self.sessions() as session:
             await outbox.mark_unreachable(session, platform, chat_id)
@@ -262,7 +271,7 @@ class Core:
                     return [limited]
                 values = values_of()
                 ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
-                await bans.check(session, person, found.name)
+                await bans.check(session, person, found.name, self.galleries)
                 replies = await found.handler(ctx, **values)
                 await session.commit()
             for effect in ctx.after_commit:
@@ -279,8 +288,11 @@ class Core:
         self, person_id: int, name: str, via_button: bool, values_of: Callable[[], Values]
     ) -> Reply | None:
         """The answer when this person is over their rate, or None. A press repeating their last
-        press of the same button that ran is coalesced with it: acknowledged, neither run nor refused."""
+        press of the same button that ran, in a double tap or past the limit, is coalesced with it:
+        acknowledged, neither run nor refused."""
         press = f"{name} {values_of()}" if via_button else None
+        if press is not None and self.limiter.repeated_press(person_id, press, within=DOUBLE_PRESS_SECONDS):
+            return Reply(text="⏳ Got it.", notice=True)
         wait = self.limiter.take(person_id, press)
         if wait == 0:
             return None
@@ -366,6 +378,7 @@ class Core:
         if self.scheduler is not None:
             await self.scheduler.stop()
         await self.scheduler_lock.release()
+        await self.turns.aclose()
         await self.queue.stop()
         await self.outbox.stop()
         await self.checkpointer.stop()

@@ -1,6 +1,7 @@
 """Bans: a banned person cannot generate, post, like, follow or report; their posts are held back
-while the ban lasts, their queued generations are cancelled, and they are told once why and until
-when. A ban with a duration ends by itself (the scheduler's pass, or their next command)."""
+while the ban lasts (their gallery messages taken down, published again when it ends), their queued
+generations are cancelled, and they are told once why and until when. A ban with a duration ends by
+itself (the scheduler's pass, or their next command)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import audit, outbox
+from core import audit, gallery, outbox
 from core.errors import UserError
 from core.feed.targets import reachable_targets
 from core.models import GenerationJob, Person, Post, utcnow
@@ -48,11 +49,17 @@ def banned_line(person: Person) -> str:
 
 
 async def ban(
-    session: AsyncSession, admin: Person, target: Person, duration: timedelta | None, reason: str
+    session: AsyncSession,
+    admin: Person,
+    target: Person,
+    duration: timedelta | None,
+    reason: str,
+    galleries: list[tuple[str, str]],
 ) -> datetime:
     now = utcnow()
     until = FOREVER if duration is None else now + duration
     target.banned_until, target.ban_reason = until, reason[:255] or None
+    await gallery.unlisting(session, galleries, Post.author_id == target.id)
     await session.execute(update(Post).where(Post.author_id == target.id, Post.status == VISIBLE).values(status=BANNED))
     await session.execute(
         update(GenerationJob)
@@ -66,9 +73,12 @@ async def ban(
     return until
 
 
-async def unban(session: AsyncSession, target: Person, *, admin: Person | None) -> None:
+async def unban(
+    session: AsyncSession, target: Person, galleries: list[tuple[str, str]], *, admin: Person | None
+) -> None:
     target.banned_until, target.ban_reason = None, None
     await session.execute(update(Post).where(Post.author_id == target.id, Post.status == BANNED).values(status=VISIBLE))
+    await gallery.relisting(session, galleries, Post.author_id == target.id)
     await audit.record(
         session, actor_id=admin.id if admin else None, action="unban" if admin else "ban ended", person_id=target.id
     )
@@ -90,21 +100,23 @@ async def _tell(session: AsyncSession, target: Person, key: str) -> None:
     )
 
 
-async def check(session: AsyncSession, person: Person, command: str) -> None:
+async def check(session: AsyncSession, person: Person, command: str, galleries: list[tuple[str, str]]) -> None:
     """Refuses what a ban stops; an ended ban is lifted here, so nobody waits for the scheduler."""
     if person.banned_until is None:
         return
     if person.banned_until <= utcnow():
-        await unban(session, person, admin=None)
+        await unban(session, person, galleries, admin=None)
         return
     if command in BANNED_FROM:
         raise UserError(banned_line(person))
 
 
-async def lift_expired(sessions: async_sessionmaker[AsyncSession], now: datetime) -> int:
+async def lift_expired(
+    sessions: async_sessionmaker[AsyncSession], now: datetime, galleries: list[tuple[str, str]]
+) -> int:
     async with sessions() as session:
         ended = list(await session.scalars(select(Person).where(Person.banned_until <= now)))
         for person in ended:
-            await unban(session, person, admin=None)
+            await unban(session, person, galleries, admin=None)
         await session.commit()
     return len(ended)

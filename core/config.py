@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     deleted_retention_days: int = Field(default=30, ge=0)  # a deleted post is kept this long for /restore
     rate_limit_burst: int = Field(default=20, ge=1)  # commands a person may send at once
     rate_limit_per_minute: float = Field(default=30.0, gt=0)  # and then this many a minute
+    # On top of that limit, comments one person may write a minute (counted in the database, so it
+    # holds across processes and restarts); 0 leaves comments to the general limit alone.
+    comments_per_minute: int = Field(default=5, ge=0)
 
     # Image generation
     openai_api_key: SecretStr | None = None
@@ -240,6 +243,9 @@ class Settings(BaseSettings):
         outside = [i for i in value if count is not None and not 0 <= i < count]
         if outside:
             raise ValueError(f"shard {outside[0]} is not between 0 and DISCORD_SHARD_COUNT - 1")
+        twice = sorted({i for i in value if value.count(i) > 1})
+        if twice:
+            raise ValueError(f"shard {twice[0]} is listed twice")
         return value
 
     @property

@@ -139,18 +139,21 @@ class Health:
 
 
 async def health(sessions: async_sessionmaker[AsyncSession]) -> Health:
-    now = utcnow()
     async with sessions() as session:
-        rows = (await session.scalars(select(ProcessBeat).order_by(ProcessBeat.started_at))).all()
-        by_status = await session.execute(select(GenerationJob.status, func.count()).group_by(GenerationJob.status))
-        counts = {status: count for status, count in by_status}
-        oldest = await session.scalar(
-            select(func.min(GenerationJob.created_at)).where(GenerationJob.status == "queued")
-        )
-        by_platform = await session.execute(
-            select(Delivery.platform, func.count()).where(Delivery.status.in_(BACKLOG)).group_by(Delivery.platform)
-        )
-        backlog = {platform: count for platform, count in by_platform}
+        return await read(session)
+
+
+async def read(session: AsyncSession) -> Health:
+    """The deployment's health as seen in `session` (an admin's /stats reads it in the command's)."""
+    now = utcnow()
+    rows = (await session.scalars(select(ProcessBeat).order_by(ProcessBeat.started_at))).all()
+    by_status = await session.execute(select(GenerationJob.status, func.count()).group_by(GenerationJob.status))
+    counts = {status: count for status, count in by_status}
+    oldest = await session.scalar(select(func.min(GenerationJob.created_at)).where(GenerationJob.status == "queued"))
+    by_platform = await session.execute(
+        select(Delivery.platform, func.count()).where(Delivery.status.in_(BACKLOG)).group_by(Delivery.platform)
+    )
+    backlog = {platform: count for platform, count in by_platform}
     processes = [
         ProcessInfo(
             r.id,
@@ -190,6 +193,7 @@ def _ago(when: datetime, now: datetime) -> str:
 
 
 def render(report: Health, now: datetime | None = None) -> str:
+    """The one text of the deployment's health: `python -m bots status` prints it, /stats ends with it."""
     now = now or utcnow()
     lines = [f"Processes ({sum(p.alive for p in report.processes)} alive):"]
     for p in report.processes:

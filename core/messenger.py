@@ -4,7 +4,7 @@ posts). Each platform adapter implements `Messenger` and registers it with the c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.replies import Reply
@@ -15,6 +15,9 @@ class MessageRef:
     platform: str
     chat_id: str
     message_id: str
+    # The platform's ids of the picture the message shows, as it stored it (Telegram's file_unique_id
+    # of each photo size): recorded against the post for /verify (core.sent_files). Not part of `encode`.
+    files: tuple[str, ...] = field(default=(), compare=False)
 
     def encode(self) -> str:
         return f"{self.platform}|{self.chat_id}|{self.message_id}"

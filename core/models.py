@@ -118,7 +118,7 @@ class Post(Base):
         # Profile pages and the feed walk one author's posts newest first.
         Index("ix_posts_author_id_id", "author_id", "id"),
         # The feed's walk over followed people's shown posts, and the digest's ranking of their last day by hot,
-        # from the index alone (migrations 0010_speed, 0012_digest_walk).
+        # from the index alone (migrations 0010_speed, 0014_digest_walk).
         Index("ix_posts_author_shown_id_hot", "author_id", "visibility", "status", "id", "hot", "created_at"),
         # /top walks the hot score downwards and stops after a page.
         Index("ix_posts_hot", "hot"),
@@ -160,6 +160,9 @@ class Post(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # A copy of the author's private-profile flag, so that /top and galleries filter on the post alone.
     author_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Counts the times the post left or came back to the public places; its gallery messages of each
+    # round have their own outbox keys, so a post brought back is published anew (core.gallery).
+    gallery_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_public(self) -> bool:
@@ -229,7 +232,8 @@ class Delivery(Base):
     payload: Mapped[str] = mapped_column(Text)  # JSON, rendered into a Reply at send time
     person_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("people.id", ondelete="CASCADE"))
     # pending, claimed (taken by a sender, not attempted yet), sending, sent, skipped (nothing to send /
-    # unreachable), uncertain (outcome unknown), failed
+    # unreachable), uncertain (outcome unknown), failed; withdrawn: a gallery message since deleted
+    # (or edited into a line) because its post left the public places
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -399,3 +403,16 @@ class CommentThread(Base):
     chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+
+
+class SentFile(Base):
+    """A post's picture as a platform stored it when we sent it: the platform's own id for that very
+    file (Telegram's file_unique_id, one per photo size). Telegram re-encodes photos, dropping the
+    signature; a photo forwarded back for /verify is still recognised by this id."""
+
+    __tablename__ = "sent_files"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

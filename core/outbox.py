@@ -35,7 +35,8 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import insert_ignore, rowcount
+from core import sent_files
+from core.db import insert_ignore, insert_ignore_many, rowcount
 from core.leases import DeploymentLock
 from core.messenger import (
     CalledOff,
@@ -117,6 +118,42 @@ async def add(
             created_at=now,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One row for `add_many`: the arguments of `add`."""
+
+    key: str
+    platform: str
+    chat_id: str
+    kind: str
+    payload: dict[str, Any]
+    person_id: int | None = None
+    not_before: datetime | None = None
+
+
+async def add_many(session: AsyncSession, messages: list[Message]) -> None:
+    """Queue many messages in one statement (an executemany); keys already queued are ignored."""
+    if not messages:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "key": m.key,
+            "platform": m.platform,
+            "chat_id": m.chat_id,
+            "kind": m.kind,
+            "payload": json.dumps(m.payload),
+            "person_id": m.person_id,
+            "status": "pending",
+            "attempts": 0,
+            "not_before": m.not_before or now,
+            "created_at": now,
+        }
+        for m in messages
+    ]
+    await session.execute(insert_ignore_many(session, Delivery), rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +465,8 @@ class Outbox:
         async with self.sessions() as session:
             if renderer is not None:
                 await renderer.sent(session, delivery, payload, ref)
+            if outgoing.reply.post_id is not None:
+                await sent_files.record(session, ref.platform, ref.files, outgoing.reply.post_id)
             await self._mark(session, delivery, "sent", sent_ref=ref.encode())
             await session.commit()
 

@@ -39,6 +39,10 @@ class Upload:
     name: str = ""
     # The whole file's size when the adapter read only the start of a file too big to take.
     size: int | None = None
+    # The platform's own id of this very file (Telegram's file_unique_id), when it has one.
+    fingerprint: str | None = None
+    # The platform re-encoded the picture on the way (a Telegram photo, as opposed to a file).
+    recompressed: bool = False
 
     @property
     def total_size(self) -> int:

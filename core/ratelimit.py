@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 # A press of the same button again within this long of one that ran, while the bucket is empty, is that press.
 COALESCE_SECONDS = 5.0
+# Within this long it is that press even with tokens to spare: a double tap on a slow connection
+# must not like and unlike at once. Longer would swallow a deliberate undo.
+DOUBLE_PRESS_SECONDS = 1.0
 MAX_TRACKED = 10_000  # above this, people whose bucket has refilled are forgotten
 
 
@@ -35,13 +38,13 @@ class RateLimiter:
         self._buckets[person_id] = (tokens, now)
         return (1 - tokens) / self.per_second
 
-    def repeated_press(self, person_id: int, action: str) -> bool:
-        """Whether this press repeats the person's last press that ran, just now. Only one that ran:
-        a repeat of a refused press is refused as well, not acknowledged as if it had been taken.
-        A repeat keeps the burst going, so a long hammering stays one press."""
+    def repeated_press(self, person_id: int, action: str, within: float = COALESCE_SECONDS) -> bool:
+        """Whether this press repeats the person's last press that ran, less than `within` seconds
+        ago. Only one that ran: a repeat of a refused press is refused as well, not acknowledged as
+        if it had been taken. A repeat keeps the burst going, so a long hammering stays one press."""
         now = self.clock()
         last = self._presses.get(person_id)
-        if last is None or last[0] != action or now - last[1] >= COALESCE_SECONDS:
+        if last is None or last[0] != action or now - last[1] >= within:
             return False
         self._presses[person_id] = (action, now)
         return True

@@ -37,14 +37,12 @@ def hide(post: Post) -> None:
 
 
 async def restore(session: AsyncSession, post: Post) -> None:
-    """Back where it was: visible, or held back again while its author is banned. Open reports on
-    it are settled: an admin looked at it."""
+    """Back where it was: visible, or held back again while its author is banned."""
     if post.status == DELETED and post.parent_id is not None:
         await session.execute(update(Post).where(Post.id == post.parent_id).values(remix_count=Post.remix_count + 1))
     author = await session.get(Person, post.author_id)
     post.status = BANNED if author is not None and is_banned(author) else VISIBLE
     post.deleted_at = None
-    await resolve_reports(session, post.id)
 
 
 async def resolve_reports(session: AsyncSession, post_id: int) -> None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import delete
+from sqlalchemy import and_, delete
 
 from core import bans, gallery, outbox, safety, seen
 from core.feed import digest, notifications
@@ -65,11 +65,14 @@ async def best_of_tick(core: Core) -> None:
 
 
 async def prune(core: Core) -> None:
-    """Finished outbox rows and told notifications are kept two weeks for operators, then dropped."""
+    """Finished outbox rows and told notifications are kept two weeks for operators, then dropped;
+    a gallery message still showing its post is kept as long as it shows, so that the post can be
+    taken out of the gallery whenever it leaves the public places."""
     cutoff = utcnow() - KEEP
+    showing = and_(Delivery.status == gallery.LIVE, Delivery.key.startswith("gallery:"))
     async with core.sessions() as session:
         await session.execute(
-            delete(Delivery).where(Delivery.status.not_in(outbox.IN_FLIGHT), Delivery.created_at < cutoff)
+            delete(Delivery).where(Delivery.status.not_in(outbox.IN_FLIGHT), Delivery.created_at < cutoff, ~showing)
         )
         await session.execute(delete(Notification).where(Notification.batched_at < cutoff))
         await seen.forget_old(session)
@@ -84,7 +87,7 @@ async def purge_deleted(core: Core) -> None:
 
 
 async def end_bans(core: Core) -> None:
-    await bans.lift_expired(core.sessions, utcnow())
+    await bans.lift_expired(core.sessions, utcnow(), core.galleries)
 
 
 def _guarded(

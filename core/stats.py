@@ -1,4 +1,5 @@
-"""/stats: the numbers an operator looks at first, each one cheap query."""
+"""/stats: the numbers an operator looks at first, each one cheap query. The queue, the processes and
+the outbox backlog follow, rendered by core.health as `python -m bots status` shows them."""
 
 from __future__ import annotations
 
@@ -38,8 +39,6 @@ async def report(session: AsyncSession, now: datetime | None = None) -> str:
         )
     )
     failures = sum(int(n) for _, n in failed)
-    queued = await _count(session, select(func.count()).where(GenerationJob.status == "queued"))
-    oldest = await session.scalar(select(func.min(GenerationJob.created_at)).where(GenerationJob.status == "queued"))
     sent = dict(
         (kind, int(n))
         for kind, n in await session.execute(
@@ -60,13 +59,11 @@ async def report(session: AsyncSession, now: datetime | None = None) -> str:
         session, select(func.count(distinct(Report.post_id))).where(Report.resolved_at.is_(None))
     )
     causes = "; ".join(f"{(error or 'unknown')[:60]} ×{n}" for error, n in failed)
-    waiting = f", oldest waiting since {oldest:%H:%M} UTC" if oldest else ""
     lines = [
         "📊 Last 24 hours",
         f"People: {people} ({active_day} active today, {active_week} this week)",
         f"Posts today: {posts}",
         f"Generations today: {jobs}, {failures} failed" + (f" ({causes})" if causes else ""),
-        f"Queue: {queued} waiting{waiting}",
         f"Sent today: {sent.get('digest', 0)} digests, {sent.get('text', 0)} notifications and messages",
         f"Deliveries: {troubled.get('failed', 0)} undelivered, {troubled.get('uncertain', 0)} uncertain",
         f"Open reports: {open_reports}",

@@ -59,6 +59,18 @@ def block_between(one: int | SQLColumnExpression[int], other: int | SQLColumnExp
     )
 
 
+def seen_by(viewer_id: int) -> ColumnElement[bool]:
+    """`may_see` as a column test, for listings of posts reached by their number (lineage): the viewer's
+    own (not deleted), or shown, not across a block, and from a public profile or one they follow."""
+    followed = select(Follow.followee_id).where(Follow.follower_id == viewer_id)
+    others = and_(
+        shown(),
+        not_blocked(viewer_id),
+        or_(Post.author_private.is_(False), Post.author_id.in_(followed)),
+    )
+    return or_(and_(Post.author_id == viewer_id, Post.status != DELETED), others)
+
+
 async def blocked_between(session: AsyncSession, one: int, other: int) -> bool:
     """Whether either of the two blocked the other."""
     return bool(await session.scalar(select(block_between(one, other))))

@@ -14,14 +14,17 @@ import discord
 import yarl
 from discord import app_commands
 
-from bots.discord import buttons
+from bots.discord import buttons, uploads
 from bots.discord.commands import slash_commands
 from bots.discord.exchange import Exchange, actor_of
 from bots.discord.messenger import PLATFORM, DiscordMessenger, dm_chat
 from core.app import Core
 from core.config import Settings
+from core.replies import Reply
 
 log = logging.getLogger(__name__)
+
+NOT_FETCHED = "I could not fetch your attachment from Discord. Please try again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +39,47 @@ class Tuning:
     start_retry_seconds: float = 10.0
 
 
-class DiscordBot(discord.Client):
+def messenger_of(client: discord.Client, core: Core, settings: Settings) -> DiscordMessenger:
+    return DiscordMessenger(
+        client,
+        dm_per_second=settings.discord_dm_per_second,
+        mark_unreachable=lambda chat_id: core.mark_unreachable(PLATFORM, chat_id),
+    )
+
+
+def register_with_core(core: Core, settings: Settings, messenger: DiscordMessenger) -> None:
+    """The core sends progress edits, gallery posts and digests on its own, through the messenger."""
+    core.register_messenger(messenger)
+    if settings.discord_gallery_channel_id:
+        core.register_gallery(PLATFORM, str(settings.discord_gallery_channel_id))
+
+
+def rest_client(tuning: Tuning) -> discord.Client:
+    """A client that only ever speaks REST: `login` sets up its HTTP session (GET users/@me and the
+    application) and nothing opens the gateway, which only `connect` would."""
+    client = discord.Client(intents=discord.Intents.none(), max_ratelimit_timeout=max(30.0, tuning.ratelimit_timeout))
+    client.http.max_ratelimit_timeout = tuning.ratelimit_timeout
+    return client
+
+
+class DiscordBot(discord.AutoShardedClient):
+    """Sharded even in one process: with DISCORD_SHARD_COUNT / DISCORD_SHARD_IDS unset it connects
+    every shard Discord recommends, else only this process's share of the deployment's shards."""
+
     def __init__(self, core: Core, settings: Settings, tuning: Tuning = Tuning()) -> None:
         # Slash commands and buttons arrive as interactions: no privileged intent, no message content.
         super().__init__(
             intents=discord.Intents(guilds=True),
             max_ratelimit_timeout=max(30.0, tuning.ratelimit_timeout),
             guild_ready_timeout=tuning.guild_ready_timeout,
+            **settings.discord_shards.client_kwargs(),  # type: ignore[arg-type]
         )
         self.http.max_ratelimit_timeout = tuning.ratelimit_timeout
         self.core = core
         self.settings = settings
         self.tuning = tuning
         self.tree = app_commands.CommandTree(self)
-        self.messenger = DiscordMessenger(
-            self,
-            dm_per_second=settings.discord_dm_per_second,
-            mark_unreachable=lambda chat_id: core.mark_unreachable(PLATFORM, chat_id),
-        )
+        self.messenger = messenger_of(self, core, settings)
 
     async def setup_hook(self) -> None:
         if self.settings.discord_api_base_url:
@@ -62,9 +88,7 @@ class DiscordBot(discord.Client):
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         self.add_dynamic_items(buttons.Action)
         await self.sync_commands()
-        self.core.register_messenger(self.messenger)
-        if self.settings.discord_gallery_channel_id:
-            self.core.register_gallery(PLATFORM, str(self.settings.discord_gallery_channel_id))
+        register_with_core(self.core, self.settings, self.messenger)
 
     async def sync_commands(self) -> None:
         """To DISCORD_GUILD_ID when set (at once, for development), else globally (may take a while)."""
@@ -88,8 +112,22 @@ class DiscordBot(discord.Client):
     async def command(self, interaction: discord.Interaction, name: str, values: dict[str, Any]) -> None:
         exchange = self._exchange(interaction)
         exchange.progress_by_dm = bool(values.get("private")) and not exchange.actor.private
-        call = self.core.invoke(exchange.actor, name, values, request_id=str(interaction.id))
+        call = self._invoke(exchange, name, values, str(interaction.id))
         await exchange.run(call, self.tuning.direct_seconds)
+
+    async def _invoke(self, exchange: Exchange, name: str, values: dict[str, Any], request_id: str) -> list[Reply]:
+        """The core's answer; attachments are fetched first, inside the call, so a slow download is
+        covered by the exchange's deferral."""
+        limit = self.settings.upload_max_mb
+        try:
+            typed = {
+                key: await uploads.fetch(value, limit) if isinstance(value, discord.Attachment) else value
+                for key, value in values.items()
+            }
+        except uploads.FetchFailed as exc:
+            log.warning("could not fetch an attachment of interaction %s: %s", request_id, exc)
+            return [Reply(text=NOT_FETCHED, error=True)]
+        return await self.core.invoke(exchange.actor, name, typed, request_id=request_id)
 
     async def pressed(self, interaction: discord.Interaction, action: str) -> None:
         exchange = self._exchange(interaction)
@@ -119,7 +157,7 @@ class DiscordBot(discord.Client):
         return [app_commands.Choice(name=s.label, value=s.value) for s in found]
 
 
-async def _login(bot: DiscordBot, token: str, stop: asyncio.Event, tuning: Tuning) -> bool:
+async def _login(bot: discord.Client, token: str, stop: asyncio.Event, tuning: Tuning) -> bool:
     """Log in, retrying while Discord cannot be reached. False when stopping or the token is bad."""
     while not stop.is_set():
         try:
@@ -142,12 +180,32 @@ def point_at(base_url: str | None) -> None:
         discord.http.Route.BASE = base_url.rstrip("/")
 
 
-async def run_discord(core: Core, settings: Settings, stop: asyncio.Event, tuning: Tuning = Tuning()) -> None:
-    """Run until `stop` is set, reconnecting to the gateway as discord.py does."""
+async def run_discord(
+    core: Core, settings: Settings, stop: asyncio.Event, tuning: Tuning = Tuning(), *, receive: bool = True
+) -> None:
+    """Run until `stop` is set, reconnecting to the gateway as discord.py does. Without `receive`
+    (a process with the senders role only) no gateway connection: the outbox is sent over REST."""
     if settings.discord_bot_token is None:
         raise ValueError("DISCORD_BOT_TOKEN is not set")
     point_at(settings.discord_api_base_url)
-    await serve(DiscordBot(core, settings, tuning), settings.discord_bot_token.get_secret_value(), stop)
+    token = settings.discord_bot_token.get_secret_value()
+    if receive:
+        await serve(DiscordBot(core, settings, tuning), token, stop)
+    else:
+        await send_only(core, settings, token, stop, tuning)
+
+
+async def send_only(core: Core, settings: Settings, token: str, stop: asyncio.Event, tuning: Tuning) -> None:
+    client = rest_client(tuning)
+    try:
+        if not await _login(client, token, stop, tuning):
+            return
+        register_with_core(core, settings, messenger_of(client, core, settings))
+        log.info("Discord bot %s is running (sending only, no gateway connection)", client.user)
+        await stop.wait()
+    finally:
+        log.info("stopping the Discord bot")
+        await client.close()
 
 
 async def serve(bot: DiscordBot, token: str, stop: asyncio.Event) -> None:

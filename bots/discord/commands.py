@@ -33,6 +33,8 @@ def annotation(param: Param) -> Any:
             return int
         case ParamType.BOOL:
             return bool
+        case ParamType.IMAGE:  # an attachment option; the adapter fetches it into an Upload
+            return discord.Attachment
         case _:  # text, words, choices, and handles and posts: strings, so "@alice" and "#12" work typed
             return str
 

@@ -27,9 +27,10 @@ from telegram.request import HTTPXRequest
 
 from bots.telegram import handlers
 from bots.telegram.bot import TelegramBot
-from bots.telegram.context import CORE, MESSENGER, SEEN, WEBHOOK, BotContext, RecentIds
+from bots.telegram.context import CORE, MESSENGER, WEBHOOK, BotContext
 from bots.telegram.limiter import FloodLimiter
 from bots.telegram.messenger import PLATFORM, TelegramMessenger
+from bots.telegram.order import PerChat
 from bots.telegram.render import fit
 from bots.telegram.webhook import WebhookServer
 from core import commands
@@ -86,20 +87,18 @@ def build_application(core: Core, settings: Settings, tuning: Tuning = Tuning())
         ApplicationBuilder()
         .bot(bot)
         .context_types(ContextTypes(context=BotContext))
-        .concurrent_updates(True)  # one slow generation must not hold up everyone else
+        .concurrent_updates(PerChat(core))  # concurrent across chats, in order within one
         .build()
     )
     messenger = TelegramMessenger(application.bot, lambda chat_id: core.mark_unreachable(PLATFORM, chat_id))
     messenger.rate_per_second = settings.telegram_messages_per_second  # the core's outbox paces itself by it
     application.bot_data[CORE] = core
-    application.bot_data[SEEN] = RecentIds()
     application.bot_data[MESSENGER] = messenger
     add_handlers(application)
     return application
 
 
 def add_handlers(application: TelegramApp) -> None:
-    application.add_handler(TypeHandler(Update, handlers.skip_repeats), group=-2)
     application.add_handler(TypeHandler(Update, handlers.note_contact), group=-1)
     names = [name for name in commands.COMMANDS if COMMAND_NAME.fullmatch(name)]
     only_new = filters.UpdateType.MESSAGE  # an edited "/imagine" must not generate again

@@ -12,7 +12,6 @@ from core.app import Core
 
 CORE = "core"
 MESSENGER = "messenger"
-SEEN = "seen_updates"
 WEBHOOK = "webhook"
 
 
@@ -41,7 +40,3 @@ class BotContext(CallbackContext[ExtBot[Any], dict[Any, Any], dict[Any, Any], di
     @property
     def messenger(self) -> TelegramMessenger:
         return self.bot_data[MESSENGER]  # type: ignore[no-any-return]
-
-    @property
-    def seen(self) -> RecentIds:
-        return self.bot_data[SEEN]  # type: ignore[no-any-return]

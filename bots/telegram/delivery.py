@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 from bots.telegram import render
 from bots.telegram.context import BotContext
 from bots.telegram.messenger import PLATFORM
+from core import turns
 from core.messenger import DeliveryError, MessageRef, Unreachable
 from core.replies import Ask, Reply
 
@@ -49,6 +50,7 @@ class Origin:
 
 
 async def deliver(context: BotContext, origin: Origin, replies: list[Reply]) -> None:
+    await turns.hand_over()  # the core is done with this update; the chat's next one may start
     answer: str | None = None
     try:
         for reply in replies:
@@ -87,6 +89,8 @@ async def send(context: BotContext, origin: Origin, reply: Reply) -> MessageRef:
         remember_ask(context.user_data, ref, reply.ask)
     if reply.job_id is not None:  # the core edits this message as the generation goes on
         await context.core.progress_shown(reply.job_id, ref)
+    if reply.post_id is not None and ref.files:
+        await context.core.files_sent(ref, reply.post_id)
     return ref
 
 

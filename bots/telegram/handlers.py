@@ -6,12 +6,10 @@ import logging
 
 from telegram import Chat, Document, Message, MessageOriginChannel, PhotoSize, Update
 from telegram.error import NetworkError, TelegramError
-from telegram.ext import ApplicationHandlerStop
 
 from bots.telegram.context import BotContext
 from bots.telegram.delivery import Origin, answer_press, deliver, take_ask
 from bots.telegram.messenger import PLATFORM
-from core import seen
 from core.actor import Actor
 from core.app import OOPS
 from core.cards import post_of_card
@@ -34,17 +32,6 @@ def actor_of(update: Update) -> Actor | None:
     )
 
 
-async def skip_repeats(update: Update, context: BotContext) -> None:
-    """Telegram may deliver an update twice (a retried webhook, say), even to two processes of one
-    deployment behind a proxy: handle it once. The memory catches a repeat here cheaply; the
-    database, one that another process took."""
-    if not context.seen.add(update.update_id) or not await seen.first_sighting(
-        context.core.sessions, PLATFORM, str(update.update_id)
-    ):
-        log.info("update %s arrived again; ignored", update.update_id)
-        raise ApplicationHandlerStop
-
-
 async def note_contact(update: Update, context: BotContext) -> None:
     """Someone who writes or presses can be reached again, even after blocking the bot once."""
     if update.effective_user is not None:
@@ -58,6 +45,8 @@ async def command(update: Update, context: BotContext) -> None:
     if message is None or actor is None or not message.text:
         return
     replied = message.reply_to_message
+    if replied is not None and _open_thread(replied) is not None:
+        replied = None  # in a comment thread every message replies to the gallery post: not a photo chosen
     upload = None
     if replied is not None and (replied.photo or replied.document) and context.core.takes_upload(message.text):
         upload = await download(replied, context.core.settings.upload_max_mb)
@@ -81,10 +70,15 @@ async def download(message: Message, limit_mb: float) -> Upload | None:
     attachment: PhotoSize | Document | None = message.photo[-1] if message.photo else message.document
     if attachment is None:
         return None
+    # A photo is Telegram's re-encoding of what was sent; its unique id names that very file, which
+    # /verify recognises when it is one of ours forwarded back.
+    fingerprint = attachment.file_unique_id if message.photo else None
+    recompressed = bool(message.photo)
     if attachment.file_size and attachment.file_size > limit_mb * 1_000_000:
-        return Upload(b"", size=attachment.file_size)
+        return Upload(b"", size=attachment.file_size, fingerprint=fingerprint, recompressed=recompressed)
     data = await (await attachment.get_file()).download_as_bytearray()
-    return Upload(bytes(data), getattr(attachment, "file_name", None) or "photo.jpg")
+    name = getattr(attachment, "file_name", None) or "photo.jpg"
+    return Upload(bytes(data), name, fingerprint=fingerprint, recompressed=recompressed)
 
 
 async def text(update: Update, context: BotContext) -> None:

@@ -102,7 +102,9 @@ class TelegramMessenger:
             raise Unreachable(f"chat {chat_id} blocked the bot")
         async with delivery_errors(chat_id, lambda: self._blocked_by(chat_id)):
             message = await self._send(chat_id, reply, reply_to, selective, on_wire)
-        ref = MessageRef(PLATFORM, chat_id, str(message.message_id))
+        # Telegram's ids of the photo as it stored it, every size: /verify knows the photo by them later.
+        files = tuple(size.file_unique_id for size in message.photo)
+        ref = MessageRef(PLATFORM, chat_id, str(message.message_id), files)
         if reply.image is None:
             self._remember_text(ref)
         return ref

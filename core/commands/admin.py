@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import audit, people, stats
+from core import audit, health, people, stats
 from core.commands.moderation import require_admin
 from core.commands.registry import Context, command
 from core.errors import UserError
@@ -10,10 +10,12 @@ from core.params import Param, ParamType
 from core.replies import Reply
 
 
-@command("stats", "admins: people, posts, generations, queue, deliveries and reports today")
+@command("stats", "admins: today's numbers, the processes, the generation queue and the outbox backlog")
 async def stats_(ctx: Context) -> list[Reply]:
     require_admin(ctx)
-    return [Reply(text=await stats.report(ctx.session))]
+    today = await stats.report(ctx.session)
+    deployment = health.render(await health.read(ctx.session))  # what `python -m bots status` prints
+    return [Reply(text=f"{today}\n\n{deployment}")]
 
 
 @command(

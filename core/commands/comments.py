@@ -33,7 +33,7 @@ async def comment(ctx: Context, post: int, text: str | None) -> list[Reply]:
         question = f"Your comment on #{found.id}?"
         return [Reply(text=question, ask=Ask(question, "comment", str(found.id), "a kind word"))]
     checked = comments.check_text(text)
-    await comments.check_rate(ctx.session, ctx.person.id)
+    await comments.check_rate(ctx.session, ctx.person.id, ctx.core.settings.comments_per_minute)
     await _moderate(ctx, checked)
     made = await comments.add(ctx.session, found, ctx.person, checked)
     await notifications.record(

@@ -89,7 +89,7 @@ async def like(ctx: Context, post: int) -> list[Reply]:
     liked = await posts.toggle_like(ctx.session, ctx.person, found)
     notify = notifications.record if liked else notifications.withdraw
     await notify(ctx.session, recipient_id=found.author_id, actor_id=ctx.person.id, kind="like", post_id=found.id)
-    await gallery.refresh_later(ctx.session, ctx.core.galleries, found.id, ctx.core.settings.gallery_refresh_seconds)
+    await gallery.refresh_later(ctx.session, ctx.core.galleries, found, ctx.core.settings.gallery_refresh_seconds)
     message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{found.id} ({found.like_count} ❤️)"
     if not ctx.via_button:
         return [Reply(text=message, post_id=found.id)]
@@ -122,8 +122,9 @@ async def delete(ctx: Context, post: int) -> list[Reply]:
     found = await posts.visible_post(ctx.session, post, ctx.person, admin=ctx.is_admin)
     if found.author_id != ctx.person.id and not ctx.is_admin:
         raise UserError(f"#{found.id} is not yours to delete.")
+    was_listed = gallery.listed(found)
     await safety.soft_delete(ctx.session, found)
-    await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
+    await gallery.sync(ctx.session, ctx.core.galleries, found, was_listed)
     if found.author_id != ctx.person.id:
         await audit.record(
             ctx.session, actor_id=ctx.person.id, action="delete", person_id=found.author_id, post_id=post

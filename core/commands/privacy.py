@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
-from core import people, social, visibility
+from core import gallery, people, social, visibility
 from core.commands.registry import Context, command
 from core.db import insert_ignore, rowcount
 from core.feed import notifications
@@ -40,11 +40,15 @@ def _request_buttons(handle: str) -> tuple[Button, ...]:
 )
 async def private(ctx: Context, state: str | None) -> list[Reply]:
     me = ctx.person
-    if state is not None:
+    if state is not None and me.private != (state == "on"):
         me.private = state == "on"
+        mine, galleries = Post.author_id == me.id, ctx.core.galleries
+        if me.private:
+            await gallery.unlisting(ctx.session, galleries, mine)
         # Existing posts follow the profile at once (the copy on each post keeps /top's filter on posts alone).
-        await ctx.session.execute(update(Post).where(Post.author_id == me.id).values(author_private=me.private))
+        await ctx.session.execute(update(Post).where(mine).values(author_private=me.private))
         if not me.private:
+            await gallery.relisting(ctx.session, galleries, mine)
             await _approve_all(ctx)
     if not me.private:
         return [Reply(text="Your profile is public: everyone sees your public posts. /private on to change it.")]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from core import audit, gallery, posts, reports, safety
+from core import gallery, posts, reports, safety
 from core.cards import plural, preview_line
-from core.commands.moderation import POST, REASON, require_admin
+from core.commands.moderation import POST, REASON, decide, require_admin
 from core.commands.registry import Context, command
 from core.errors import UserError
-from core.models import Person
+from core.models import Post
 from core.replies import Button, Reply
-from core.visibility import BANNED, REVIEW, VISIBLE
+from core.visibility import REVIEW
 
 
 @command("report", "report a post that breaks the rules", params=(POST, REASON))
@@ -18,11 +18,11 @@ async def report(ctx: Context, post: int, reason: str | None) -> list[Reply]:
     if found.author_id == ctx.person.id:
         raise UserError("You can't report your own post; /delete it instead.")
     settings = ctx.core.settings
+    was_listed = gallery.listed(found)
     new = await reports.report(
         ctx.session, ctx.person, found, reason or "", settings.report_hide_threshold, settings.admin_list
     )
-    if found.status == REVIEW:
-        await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
+    await gallery.sync(ctx.session, ctx.core.galleries, found, was_listed)
     text = f"Thanks: an admin will look at #{found.id}." if new else f"You already reported #{found.id}."
     return [Reply(text=text, notice=ctx.via_button)]
 
@@ -48,36 +48,18 @@ def decision_buttons(post_id: int) -> tuple[Button, ...]:
 
 @command("keep", "admins: keep a reported post and close its reports", params=(POST, REASON), hidden=True)
 async def keep(ctx: Context, post: int, reason: str | None) -> list[Reply]:
-    require_admin(ctx)
-    found = await posts.visible_post(ctx.session, post, ctx.person, admin=True)
-    if found.status == REVIEW:
-        author = await ctx.session.get(Person, found.author_id)
-        found.status = BANNED if author is not None and safety.is_banned(author) else VISIBLE
-    await safety.resolve_reports(ctx.session, found.id)
-    await audit.record(
-        ctx.session,
-        actor_id=ctx.person.id,
-        action="keep",
-        person_id=found.author_id,
-        post_id=found.id,
-        reason=reason or "",
-    )
-    return [Reply(text=f"Kept #{found.id}; its reports are closed.", notice=ctx.via_button)]
+    async def act(found: Post) -> str:
+        if found.status == REVIEW:  # back where it was: visible, or held back while its author is banned
+            await safety.restore(ctx.session, found)
+        return f"Kept #{found.id}; its reports are closed."
+
+    return [Reply(text=await decide(ctx, post, "keep", reason, act) or "", notice=ctx.via_button)]
 
 
 @command("remove", "admins: remove a reported post (restorable with /restore)", params=(POST, REASON), hidden=True)
 async def remove(ctx: Context, post: int, reason: str | None) -> list[Reply]:
-    require_admin(ctx)
-    found = await posts.visible_post(ctx.session, post, ctx.person, admin=True)
-    await safety.soft_delete(ctx.session, found)
-    await gallery.withdraw(ctx.session, ctx.core.galleries, found.id)
-    await safety.resolve_reports(ctx.session, found.id)
-    await audit.record(
-        ctx.session,
-        actor_id=ctx.person.id,
-        action="remove",
-        person_id=found.author_id,
-        post_id=found.id,
-        reason=reason or "",
-    )
-    return [Reply(text=f"Removed #{found.id}. /restore {found.id} brings it back.", notice=ctx.via_button)]
+    async def act(found: Post) -> str:
+        await safety.soft_delete(ctx.session, found)
+        return f"Removed #{found.id}. /restore {found.id} brings it back."
+
+    return [Reply(text=await decide(ctx, post, "remove", reason, act) or "", notice=ctx.via_button)]

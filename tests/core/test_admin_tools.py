@@ -39,8 +39,37 @@ async def test_stats_counts_people_posts_generations_queue_and_reports(chat: Cha
     assert "People: 3 (3 active today, 3 this week)" in text
     assert "Posts today: 1" in text
     assert "Generations today: 1, 0 failed" in text
-    assert "Queue: 0 waiting" in text
+    assert "Generation queue: 0 queued, 0 running" in text
     assert "Open reports: 1" in text
+
+
+async def test_stats_shows_the_processes_their_leads_and_the_outbox_backlog_as_status_does(chat: Chat) -> None:
+    import re
+
+    from core import health, outbox
+
+    await chat.say("admin", "/start")
+    async with chat.core.sessions() as session:
+        for n in range(2):
+            await outbox.add(session, key=f"d{n}", platform="discord", chat_id="1", kind="text", payload={"text": "x"})
+        await session.commit()
+    front = health.Heartbeat(chat.core.sessions, "messengers", lambda: [])
+    back = health.Heartbeat(chat.core.sessions, "scheduler,senders", lambda: ["scheduler", "outbox:discord"])
+    await front.start()
+    await back.start()
+    try:
+        text = await chat.text("admin", "/stats")
+        status = health.render(await health.health(chat.core.sessions))  # what `python -m bots status` prints
+    finally:
+        await front.stop()
+        await back.stop()
+    assert "Processes (2 alive):" in text
+    assert f"{front.id} [messengers] v{health.VERSION}, alive, started " in text
+    assert f"{back.id} [scheduler,senders]" in text and "leads scheduler, outbox:discord" in text
+    assert f"Scheduler leader: {back.id}" in text and f"Outbox senders: discord: {back.id}" in text
+    assert "Outbox backlog: discord: 2" in text
+    seconds = re.compile(r"\d+ s ago")  # the two were read a moment apart
+    assert seconds.sub("…", text).endswith(seconds.sub("…", status))
 
 
 async def test_audit_lists_actions_and_refusals_newest_first_and_by_person(chat: Chat) -> None:

@@ -88,7 +88,7 @@ async def test_a_ban_ends_by_itself_after_its_duration(chat: Chat) -> None:
 
     await chat.say("admin", "/ban spammer 1h")
     await set_person(core, "spammer", banned_until=utcnow() - timedelta(seconds=1))
-    assert await bans.lift_expired(core.sessions, utcnow()) == 1  # the scheduler's pass
+    assert await bans.lift_expired(core.sessions, utcnow(), core.galleries) == 1  # the scheduler's pass
     async with core.sessions() as session:
         person = await session.scalar(select(Person).where(Person.handle == "spammer"))
         assert person is not None and person.banned_until is None

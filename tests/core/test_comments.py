@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from core.app import Core
-from core.comments import COMMENT_MAX_CHARS, PAGE_SIZE, RATE_COUNT
+from core.comments import COMMENT_MAX_CHARS, PAGE_SIZE
 from core.feed.notifications import batch_pass
 from core.gen.moderation import compile_blocklist
 from core.models import Post
@@ -77,9 +77,12 @@ async def test_length_rate_and_blocklist_limits(chat: Chat, core: Core) -> None:
     post = await chat.post("alice")
     too_long = "x" * (COMMENT_MAX_CHARS + 1)
     assert "the limit is" in await chat.text("bob", f"/comment {post} {too_long}")
-    for i in range(RATE_COUNT):
+    core.settings = core.settings.model_copy(update={"comments_per_minute": 2})  # COMMENTS_PER_MINUTE
+    for i in range(2):
         await chat.say("bob", f"/comment {post} {i}")
     assert await chat.text("bob", f"/comment {post} one more") == "You are commenting very fast; please wait a minute."
+    core.settings = core.settings.model_copy(update={"comments_per_minute": 0})  # the general limit only
+    assert (await chat.text("bob", f"/comment {post} one more")).startswith("💬 Your comment")
     core.moderator.blocklist = compile_blocklist(["gore"])
     assert await chat.text("carol", f"/comment {post} such GORE") == (
         "Your comment contains “GORE”, which is not allowed here."

@@ -246,3 +246,21 @@ def test_discord_shard_ids_outside_the_count_are_one_line() -> None:
     assert str(refused.value) == (
         "Invalid setting DISCORD_SHARD_IDS: Value error, shard 2 is not between 0 and DISCORD_SHARD_COUNT - 1"
     )
+
+
+def test_discord_shard_ids_listed_twice_or_without_a_count_are_one_line() -> None:
+    import pytest
+
+    from core.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as twice:
+        load_settings(_env_file=None, discord_shard_count="4", discord_shard_ids="1,3,1")
+    assert str(twice.value) == "Invalid setting DISCORD_SHARD_IDS: Value error, shard 1 is listed twice"
+    with pytest.raises(ConfigError) as alone:
+        load_settings(_env_file=None, discord_shard_ids="0")
+    assert str(alone.value) == (
+        "Invalid setting DISCORD_SHARD_IDS: Value error, needs DISCORD_SHARD_COUNT, "
+        "the number of shards of the whole deployment"
+    )
+    with pytest.raises(ConfigError, match=r"^Invalid setting DISCORD_SHARD_IDS: Input should be a valid integer"):
+        load_settings(_env_file=None, discord_shard_count="2", discord_shard_ids="zero")

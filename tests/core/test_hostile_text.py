@@ -15,7 +15,7 @@ from core.actor import Actor
 from core.app import OOPS, Core
 from core.models import Person, Post
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
-from tests.support import Chat, actor
+from tests.support import Chat, actor, presses_apart
 from tests.telegram.test_telegram_bot import imagine, reply_to
 
 HOSTILE = [
@@ -120,6 +120,7 @@ async def test_a_button_action_split_by_a_tab_is_understood(chat: Chat) -> None:
 
 
 async def test_a_button_action_typed_in_the_console_with_a_tab_presses_the_button(chat: Chat) -> None:
+    presses_apart(chat.core)
     post_id = await chat.post("alice")
     out = io.StringIO()
     console = ConsoleChat(chat.core, out, name="bob")

@@ -76,3 +76,30 @@ async def test_the_originals_author_is_told_of_a_remix_of_a_remix_once_batched(c
     assert told_alice == [f"🔔 @dave and @carol remixed a remix of #{original}\n🔔 @bob remixed #{original}"]
     told_bob = [m.text for m in messenger.to(chat_of("bob")) if m.text.startswith("🔔")]
     assert told_bob == [f"🔔 @dave and @carol remixed #{middle}"]
+
+
+async def test_remixes_of_remixes_are_ranked_by_likes_without_what_the_viewer_may_not_see(chat: Chat) -> None:
+    original = await chat.post("alice", "a lighthouse")
+    child = await remix(chat, "bob", original, "a lighthouse at dusk")
+    grandchild = await remix(chat, "carol", child, "a lighthouse at dusk, in oils")
+    great = await remix(chat, "erin", grandchild, "a lighthouse at dusk, in oils, cracked")
+    hidden = await remix(chat, "frank", grandchild, "a lighthouse, just for me --private")
+    blocked = await remix(chat, "gina", child, "a lighthouse, by someone dave blocked")
+    for who in ("dave", "bob", "carol"):
+        await chat.say(who, f"/like {great}")
+    await chat.say("dave", f"/like {grandchild}")
+    await chat.say("bob", f"/like {blocked}")
+    await chat.say("dave", "/block @gina")
+    [shown] = await chat.say("dave", f"/lineage {original}")
+    assert shown.text.splitlines()[2:] == [
+        "Most liked remixes:",
+        f"  ↓ #{great} by @erin: a lighthouse at dusk, in oils, cracked (❤️ 3, remixing #{grandchild})",
+        f"  ↓ #{grandchild} by @carol: a lighthouse at dusk, in oils (❤️ 1, remixing #{child})",
+        f"  ↓ #{child} by @bob: a lighthouse at dusk (❤️ 0)",
+    ]
+    assert [b.action for row in shown.buttons for b in row] == [f"post {great}", f"post {grandchild}", f"post {child}"]
+    # Its author sees the private one; someone not blocked sees gina's.
+    [own] = await chat.say("frank", f"/lineage {original}")
+    assert f"#{hidden} by @frank" in own.text
+    [other] = await chat.say("carol", f"/lineage {child}")
+    assert f"#{blocked} by @gina" in other.text and f"#{great} by @erin" in other.text

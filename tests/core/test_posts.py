@@ -16,7 +16,7 @@ from core.feed.ranking import hot_score
 from core.models import GenerationJob, Like, Post, utcnow
 from core.provenance import pixel_hash
 from core.replies import MAX_ACTION_BYTES, Reply
-from tests.support import Chat, actor
+from tests.support import Chat, actor, presses_apart
 
 
 async def purged(chat: Chat) -> None:
@@ -240,6 +240,7 @@ async def test_like_toggles_and_the_count_shows_on_the_button(chat: Chat) -> Non
 
 
 async def test_like_button_answers_with_a_notice_and_an_updated_card(chat: Chat) -> None:
+    presses_apart(chat.core)
     post_id = await chat.post("alice")
     notice, updated = await chat.press("bob", f"like {post_id}")
     assert notice.notice and "You liked" in notice.text
@@ -266,8 +267,10 @@ async def test_likes_from_many_people_are_all_counted(chat: Chat) -> None:
 
 
 async def test_a_double_press_leaves_the_count_equal_to_the_likes(chat: Chat) -> None:
+    presses_apart(chat.core)
     post_id = await chat.post("alice")
     await chat.say("bob", "/start")
+    # Presses that reach the core at once from several processes, which no in-process coalescing sees.
     pressed = await asyncio.gather(*(chat.press("bob", f"like {post_id}") for _ in range(4)))
     assert all("like" in replies[0].text for replies in pressed), pressed  # no failures
     stored = await row(chat, post_id)

@@ -11,10 +11,12 @@ from PIL.PngImagePlugin import PngInfo
 from pydantic import SecretStr
 
 from bots.console.chat import ConsoleChat
-from core.app import Core
+from core.app import Core, bootstrap
 from core.config import Settings
 from core.models import Post
 from core.provenance import Signer, load_key
+from tests.conftest import empty_tables
+from tests.fakes.openai_server import FakeOpenAI, image_ok
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
 from tests.support import Chat
 
@@ -97,3 +99,50 @@ async def test_verify_a_file_sent_to_the_telegram_bot(bot: RunningBot, api: Fake
     api.send_file(ALICE, (await image_of(core, post_id)).read_bytes(), "/verify", as_document=True)
     answer = await api.wait_for("sendMessage", lambda c: c.chat_id == str(ALICE.id), after=mark)
     assert answer.params["text"].startswith(f"✅ Made here: #{post_id} by @alice")
+
+
+async def test_a_webp_from_the_image_service_is_signed_without_re_encoding(
+    settings: Settings, database_url: str, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "image_backend": "openai",
+            "openai_api_key": SecretStr("sk-test"),
+            "openai_base_url": fake_openai.base_url,
+            "openai_output_format": "webp",
+        }
+    )
+    core = await bootstrap(configured)
+    await core.start()
+    try:
+        fake_openai.script_images(image_ok(fmt="webp"))
+        post = await Chat(core).post("alice", "a lighthouse in the fog")
+        stored = await image_of(core, post)
+        assert stored.suffix == ".webp" and fake_openai.image_requests[0]["output_format"] == "webp"
+        with Image.open(stored) as opened:
+            assert opened.format == "WEBP" and b"imagenet:record" in opened.info["xmp"]
+        assert (
+            await verify(core, stored) == f"✅ Made here: #{post} by @alice, from the prompt “a lighthouse in the fog”."
+        )
+        with Image.open(stored) as opened:  # re-saved by Pillow with the same XMP: new pixels, old signature
+            opened.load()
+            altered = tmp_path / "resaved.webp"
+            opened.save(altered, format="WEBP", quality=30, xmp=opened.info["xmp"])
+        assert (await verify(core, altered)).startswith(f"⚠️ Altered: made here as #{post} by @alice")
+    finally:
+        await core.aclose()
+        await empty_tables(database_url)
+
+
+def test_both_kinds_of_webp_are_signed_in_place() -> None:
+    """A simple WebP (VP8, or VP8L with alpha) becomes an extended one; one already extended keeps its chunks."""
+    signer = Signer(b"key")
+    for mode, options in [("RGB", {"quality": 80}), ("RGBA", {"lossless": True}), ("RGB", {"exif": b"Exif\0\0MM"})]:
+        out = io.BytesIO()
+        Image.new(mode, (301, 171), (10, 200, 30, 128)[: len(mode)]).save(out, format="WEBP", **options)
+        signed = signer.sign(out.getvalue(), 7, "alice", "a fox", 3)
+        assert out.getvalue()[12:] in signed or out.getvalue()[30:] in signed  # the image chunks, untouched
+        verdict = signer.verify(signed)
+        assert verdict is not None and verdict.made_here and not verdict.altered, (mode, options)
+        with Image.open(io.BytesIO(signed)) as opened:
+            assert (opened.size, opened.mode) == ((301, 171), mode)

@@ -73,3 +73,21 @@ async def test_a_press_repeating_a_refused_press_is_refused_too_not_acknowledged
     assert again.text.startswith("Slow down") and again.error
     row = await post_row(chat.core, post_id)
     assert row is not None and row.like_count == 0
+
+
+async def test_a_double_tap_on_a_button_is_one_press_even_within_the_limit(chat: Chat) -> None:
+    # A slow connection makes people tap twice: liking and at once un-liking would be no like at all.
+    post_id = await chat.post("alice")
+    clock = limit(chat.core, burst=10)
+    liked, _card = await chat.press("bob", f"like {post_id}")
+    assert "You liked" in liked.text
+    clock.now += 0.4
+    [again] = await chat.press("bob", f"like {post_id}")
+    assert again.text == "⏳ Got it." and again.notice and not again.error
+    row = await post_row(chat.core, post_id)
+    assert row is not None and row.like_count == 1
+    clock.now += 1.5  # a deliberate second press, a moment later, is its own press
+    undone, _card = await chat.press("bob", f"like {post_id}")
+    assert "took back" in undone.text
+    row = await post_row(chat.core, post_id)
+    assert row is not None and row.like_count == 0

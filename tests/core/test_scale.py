@@ -415,3 +415,66 @@ async def test_status_shows_the_processes_the_leaders_the_queue_and_the_backlog(
     assert f"Outbox senders: telegram: {beat.id}" in shown
     assert "Generation queue: 1 queued, 0 running, oldest queued " in shown
     assert "Outbox backlog: telegram: 1" in shown
+
+
+@needs_postgres
+async def test_a_senders_only_process_sends_the_discord_outbox_without_a_gateway_connection(
+    own_db: str, db: AsyncEngine, tmp_path: Path
+) -> None:
+    """Senders apart from the front-ends: Discord's REST API needs no gateway (bots/discord/app.py)."""
+    from core import outbox
+    from core.db import create_sessionmaker
+    from tests.fakes.discord_api import FakeDiscord
+
+    async with FakeDiscord() as api:
+        env = {"DISCORD_BOT_TOKEN": api.token, "DISCORD_API_BASE_URL": api.api_base}
+        sender = await process("d1", tmp_path, own_db, "senders", **env).start()
+        try:
+            await until(lambda: has_leader(db, "outbox:discord", sender), within=30)
+            async with create_sessionmaker(db)() as session:
+                await outbox.add(
+                    session, key="d1", platform="discord", chat_id=api.general.id, kind="text", payload={"text": "hi"}
+                )
+                await session.commit()
+            sent = await api.wait_for("POST /channels/{channel_id}/messages", seconds=30)
+            await asyncio.sleep(0.5)  # a repeat would show up now
+        finally:
+            await sender.stop()
+        assert sent.status == 200 and sent.body == sent.body | {"content": "hi"}, sender.log()
+        assert len(api.calls_of("POST /channels/{channel_id}/messages")) == 1
+        assert api.gateway.query == [] and not api.calls_of("GET /gateway/bot")  # no gateway connection
+        assert "Traceback" not in sender.log()
+
+
+@needs_postgres
+async def test_two_discord_processes_split_the_shards_and_each_answers_its_guilds(
+    own_db: str, db: AsyncEngine, tmp_path: Path
+) -> None:
+    """DISCORD_SHARD_IDS 0 and 1 of DISCORD_SHARD_COUNT=2, one front-end process each: the fake
+    gateway sends a guild's interactions only to its shard ((guild_id >> 22) % 2)."""
+    from tests.fakes.discord_api import FakeDiscord
+
+    callback = "POST /interactions/{interaction_id}/{interaction_token}/callback"
+    async with FakeDiscord() as api:
+        rooms = [api.add_channel(f"room{n}", api.add_guild(f"G{n}", shard=(n, 2))) for n in (0, 1)]
+        env = {"DISCORD_BOT_TOKEN": api.token, "DISCORD_API_BASE_URL": api.api_base, "DISCORD_SHARD_COUNT": "2"}
+        fronts = [
+            await process(f"f{n}", tmp_path, own_db, "messengers", DISCORD_SHARD_IDS=str(n), **env).start()
+            for n in (0, 1)
+        ]
+        try:
+            async with asyncio.timeout(30):
+                while len(api.gateway.shards) < 2 or None not in api.commands:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # both shards past GUILD_CREATE
+            for n, room in enumerate(rooms):
+                pushed = await api.slash("start", api.add_user(f"user{n}"), room)
+                await api.wait_for(callback, lambda c, p=pushed: c.params["interaction_id"] == p.id, seconds=15)
+                assert f"@user{n}" in pushed.original["content"]
+            await asyncio.sleep(0.5)  # a second answer would be here
+        finally:
+            for front in fronts:
+                await front.stop()
+        assert sorted(tuple(i["shard"]) for i in api.gateway.identified) == [(0, 2), (1, 2)]
+        assert len(api.calls_of(callback)) == 2 and all(c.status < 300 for c in api.calls_of(callback))
+        assert not any("Traceback" in front.log() for front in fronts), fronts[0].log() + fronts[1].log()

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from bots.discord.app import DiscordBot, Tuning, serve
 from core import commands
+from core.actor import Actor
 from core.app import Core
 from core.config import Settings
 from core.params import Param, ParamType
@@ -31,6 +32,7 @@ FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
 EDIT_ORIGINAL = "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original"
 SEND = "POST /channels/{channel_id}/messages"
 EDIT = "PATCH /channels/{channel_id}/messages/{message_id}"
+DELETE = "DELETE /channels/{channel_id}/messages/{message_id}"
 ROOT = Path(__file__).resolve().parents[2]
 TELEGRAM_ALICE = TelegramUser(111, "Alice", "alice")
 QUICK = Tuning(direct_seconds=2.0, ratelimit_timeout=0.5, guild_ready_timeout=0.05)
@@ -48,11 +50,18 @@ class Running:
             await self.task
 
 
-async def start(core: Core, settings: Settings, api: FakeDiscord, tuning: Tuning = QUICK, **changes: Any) -> Running:
+async def start(
+    core: Core,
+    settings: Settings,
+    api: FakeDiscord,
+    tuning: Tuning = QUICK,
+    bot_class: type[DiscordBot] = DiscordBot,
+    **changes: Any,
+) -> Running:
     settings = settings.model_copy(
         update={"discord_bot_token": SecretStr(api.token), "discord_api_base_url": api.api_base} | changes
     )
-    bot = DiscordBot(core, settings, tuning)
+    bot = bot_class(core, settings, tuning)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(bot, api.token, stop))
     async with asyncio.timeout(10):
@@ -232,7 +241,7 @@ async def test_mistakes_are_one_ephemeral_line_and_a_failure_the_apology(
     assert discord_api.in_channel(discord_api.general.id) == []  # nothing public at all
 
 
-OPTION_TYPE = {ParamType.INT: 4, ParamType.BOOL: 5}
+OPTION_TYPE = {ParamType.INT: 4, ParamType.BOOL: 5, ParamType.IMAGE: 11}
 
 
 def expected_options(command: commands.Command) -> list[dict[str, Any]]:
@@ -342,6 +351,45 @@ async def test_public_posts_go_to_the_gallery_where_like_counts_are_kept_up_to_d
         await answered(discord_api, await discord_api.press(post, like, bob))  # liked where it was made
         await discord_api.wait_for(EDIT, lambda c: c.params["channel_id"] == gallery)
         assert labels(published)[0] == "❤️ 1" and len(published["attachments"]) == 1
+    finally:
+        await running.close()
+    check_outgoing(discord_api)
+
+
+async def test_a_hidden_posts_gallery_message_is_deleted_and_a_restored_one_posted_again(
+    core: Core, settings: Settings, discord_api: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_discord_py_at(discord_api, monkeypatch)
+    gallery = discord_api.gallery.id
+    running = await start(
+        core, settings, discord_api, discord_guild_id=int(discord_api.guild_id), discord_gallery_channel_id=int(gallery)
+    )
+    admin = Actor("console", "admin", chat_id="chat-admin")  # ADMINS names "admin" there
+
+    async def then(line: str, route: str) -> None:
+        mark = len(discord_api.calls_of(route))
+        await core.handle(admin, line)
+        core.outbox.wake()
+        await discord_api.wait_for(
+            route, lambda c: c.params["channel_id"] == gallery and discord_api.calls_of(route).index(c) >= mark
+        )
+
+    try:
+        alice = discord_api.add_user("alice")
+        await imagine(running, discord_api, alice, "a harbour to hide")
+        await discord_api.wait_for(SEND, lambda c: c.params["channel_id"] == gallery)
+        [published] = discord_api.in_channel(gallery)
+        post_id = next(c for c in components(published) if c.startswith("like ")).split()[1]
+        await then(f"/hide {post_id}", DELETE)
+        assert discord_api.in_channel(gallery) == []
+        await then(f"/restore {post_id}", SEND)
+        [again] = discord_api.in_channel(gallery)
+        assert again["id"] != published["id"] and "a harbour to hide" in str(again["embeds"])
+        await then("/ban @alice", DELETE)
+        assert discord_api.in_channel(gallery) == []
+        await then("/unban @alice", SEND)
+        [back] = discord_api.in_channel(gallery)
+        assert f"like {post_id}" in components(back)
     finally:
         await running.close()
     check_outgoing(discord_api)

@@ -31,6 +31,7 @@ class Bot(discord.Client):
         self.answers: list[str] = []
         self.tree.command(name="imagine", description="Create an image", guild=self.guild)(self.imagine)
         self.tree.command(name="remix", description="Remix a post", guild=self.guild)(self.remix)
+        self.tree.command(name="check", description="Check a picture", guild=self.guild)(self.check)
 
     async def setup_hook(self) -> None:
         await self.tree.sync(guild=self.guild)
@@ -50,6 +51,11 @@ class Bot(discord.Client):
         modal = discord.ui.Modal(title="Remix", custom_id=f"remix {post}")
         modal.add_item(discord.ui.Label(text="Prompt", component=discord.ui.TextInput(custom_id="prompt")))
         await interaction.response.send_modal(modal)
+
+    async def check(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+        data = await image.read()  # discord.py's own CDN fetch
+        described = f"{image.filename} {image.size} {image.content_type} {image.ephemeral} {data!r}"
+        await interaction.response.send_message(described, ephemeral=True)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         data = interaction.data or {}
@@ -123,6 +129,21 @@ async def test_a_modal_answered_in_a_label_reaches_the_bot(client: Bot, discord_
     await discord_api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == submitted.id)
     assert client.answers == ["remix 7: in the rain"]
     assert submitted.ephemeral and submitted.original not in discord_api.in_channel(discord_api.general.id)
+
+
+async def test_an_attachment_option_is_resolved_and_served_from_the_cdn(client: Bot, discord_api: FakeDiscord) -> None:
+    synced = {c["name"]: c for c in discord_api.commands[discord_api.guild_id]}
+    assert [(o["name"], o["type"]) for o in synced["check"]["options"]] == [("image", 11)]
+    alice = discord_api.add_user("alice")
+    sent = discord_api.attachment(b"\x89PNG fake picture", "fox.png", "image/png")
+    pushed = await discord_api.slash("check", alice, image=sent)
+    await discord_api.wait_for(CALLBACK, lambda c: c.params["interaction_id"] == pushed.id)
+    assert pushed.payload["data"]["options"] == [{"name": "image", "type": 11, "value": sent["id"]}]
+    assert pushed.payload["data"]["resolved"]["attachments"] == {sent["id"]: sent}
+    assert pushed.original["content"] == "fox.png 17 image/png True b'\\x89PNG fake picture'"
+    assert discord_api.cdn_fetches == [sent["id"]]
+    with pytest.raises(ValueError, match="pass an attachment"):
+        await discord_api.slash("check", alice, image="fox.png")
 
 
 async def test_an_unregistered_command_or_option_cannot_be_injected(client: Bot, discord_api: FakeDiscord) -> None:

@@ -38,7 +38,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes import discord_routes, discord_spec
-from tests.fakes.discord_events import DM, GUILD_TEXT, Channel, Json, User, now_iso, snowflake
+from tests.fakes.discord_events import DM, GUILD_TEXT, Channel, Json, User, now_iso, snowflake, snowflake_on
 from tests.fakes.discord_gateway import Gateway
 from tests.fakes.discord_interactions import Interactions
 from tests.fakes.discord_rules import Rejected, error, json_response
@@ -79,8 +79,13 @@ class FakeDiscord:
     messages: dict[str, dict[str, Json]] = field(default_factory=dict)  # channel id -> message id -> message
     files: dict[str, bytes] = field(default_factory=dict)  # attachment id -> bytes
     commands: dict[str | None, list[Json]] = field(default_factory=dict)  # guild id (None: global) -> commands
+    cdn_fetches: list[str] = field(default_factory=list)  # attachment ids fetched from the CDN
+    cdn_bytes_sent: int = 0  # what the CDN wrote before the client stopped reading
+
+    shards: int = 1  # the shard count GET /gateway/bot recommends
 
     def __post_init__(self) -> None:
+        self.guilds: dict[str, str] = {self.guild_id: "Imagenet test"}  # id -> name, the bot is in each
         self.channels: dict[str, Channel] = {}
         self.users: dict[str, User] = {}
         self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
@@ -96,10 +101,16 @@ class FakeDiscord:
         self.url = ""
 
     # -- setup ---------------------------------------------------------------------------------
-    def add_channel(self, name: str) -> Channel:
-        channel = Channel(snowflake(), GUILD_TEXT, name=name, guild_id=self.guild_id)
+    def add_channel(self, name: str, guild_id: str | None = None) -> Channel:
+        channel = Channel(snowflake(), GUILD_TEXT, name=name, guild_id=guild_id or self.guild_id)
         self.channels[channel.id] = channel
         return channel
+
+    def add_guild(self, name: str, shard: tuple[int, int] | None = None) -> str:
+        """Another guild the bot is in, on shard (id, count) if given; add_channel fills it."""
+        guild_id = snowflake() if shard is None else snowflake_on(*shard)
+        self.guilds[guild_id] = name
+        return guild_id
 
     def add_user(self, username: str) -> User:
         user = User(snowflake(), username)
@@ -112,6 +123,18 @@ class FakeDiscord:
             channel_id = self.dm_channels[user.id] = snowflake()
             self.channels[channel_id] = Channel(channel_id, DM, recipient=user)
         return self.channels[channel_id]
+
+    def attachment(self, data: bytes, filename: str, content_type: str | None = None) -> Json:
+        """A file a person attaches to a slash command's attachment option: Discord uploads it first,
+        then sends its object in the interaction's `data.resolved.attachments`, fetchable from the CDN."""
+        attachment_id = snowflake()
+        self.files[attachment_id] = data
+        url = f"{self.url}/ephemeral-attachments/{self.general.id}/{attachment_id}/{filename}?ex=1&is=1&hm=ab"
+        found: Json = {"id": attachment_id, "filename": filename, "size": len(data), "url": url, "proxy_url": url}
+        found["ephemeral"] = True
+        if content_type is not None:
+            found["content_type"] = content_type
+        return found
 
     def fail(
         self, route: str, kind: str, *, times: int = 1, retry_after: float = 1.0, channel_id: str | None = None
@@ -157,6 +180,7 @@ class FakeDiscord:
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application(client_max_size=30 * 1024 * 1024)
         app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/{kind:(?:ephemeral-)?attachments}/{path:.*}", self._cdn)
         app.router.add_route("*", API + "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -179,6 +203,25 @@ class FakeDiscord:
     @property
     def gateway_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/gateway"
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        """Discord's CDN: no token needed, the file's bytes; an unknown one is a 404."""
+        attachment_id = request.match_info["path"].split("/")[-2]
+        data = self.files.get(attachment_id)
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        self.cdn_fetches.append(attachment_id)
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(data)
+        await response.prepare(request)
+        try:  # in pieces, so a client that stops reading early is seen to
+            for start in range(0, len(data), 64 * 1024):
+                await response.write(data[start : start + 64 * 1024])
+                self.cdn_bytes_sent += len(data[start : start + 64 * 1024])
+        except (ConnectionResetError, OSError):
+            return response
+        await response.write_eof()
+        return response
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["path"]

@@ -18,12 +18,27 @@ _counter = itertools.count(1)
 GUILD_TEXT, DM = 0, 1  # channel types
 APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 2, 3, 4, 5  # interaction types
 # Option types of a slash command, by the Python value a test passes.
-OPTION_TYPES = {"SUB_COMMAND": 1, "SUB_COMMAND_GROUP": 2, "STRING": 3, "INTEGER": 4, "BOOLEAN": 5, "NUMBER": 10}
+OPTION_TYPES = {
+    "SUB_COMMAND": 1,
+    "SUB_COMMAND_GROUP": 2,
+    "STRING": 3,
+    "INTEGER": 4,
+    "BOOLEAN": 5,
+    "NUMBER": 10,
+    "ATTACHMENT": 11,
+}
 
 
 def snowflake() -> str:
     """A fresh id, increasing like Discord's (milliseconds since 2015 in the high bits)."""
     millis = int(time.time() * 1000) - DISCORD_EPOCH_MS
+    return str((millis << 22) | (next(_counter) & 0x3FFFFF))
+
+
+def snowflake_on(shard_id: int, count: int) -> str:
+    """A fresh guild id that Discord routes to shard `shard_id` of `count`: (id >> 22) % count."""
+    millis = int(time.time() * 1000) - DISCORD_EPOCH_MS
+    millis += (shard_id - millis) % count
     return str((millis << 22) | (next(_counter) & 0x3FFFFF))
 
 
@@ -205,6 +220,12 @@ def command_options(declared: list[Json], given: dict[str, Any], command: str) -
             inner = command_options(option.get("options", []), value or {}, f"{command} {name}")
             options.append({"name": name, "type": option["type"], "options": inner})
             continue
+        if option["type"] == OPTION_TYPES["ATTACHMENT"]:
+            # The option's value is the attachment's id; the file itself is in data.resolved.attachments.
+            if not (isinstance(value, dict) and "id" in value):
+                raise ValueError(f"/{command} {name}: pass an attachment from FakeDiscord.attachment()")
+            options.append({"name": name, "type": option["type"], "value": value["id"]})
+            continue
         choices = [c["value"] for c in option.get("choices", [])]
         if choices and value not in choices:
             raise ValueError(f"/{command} {name}: {value!r} is not one of {choices}")
@@ -213,6 +234,12 @@ def command_options(declared: list[Json], given: dict[str, Any], command: str) -
     if missing:
         raise ValueError(f"/{command} needs {missing}")
     return options
+
+
+def resolved_attachments(declared: list[Json], given: dict[str, Any]) -> dict[str, Json]:
+    """The attachment objects of the attachment options given, by id, as `data.resolved.attachments`."""
+    kinds = {o["name"]: o["type"] for o in declared}
+    return {v["id"]: v for k, v in given.items() if kinds.get(k) == OPTION_TYPES["ATTACHMENT"]}
 
 
 def modal_answers(modal: Json, values: dict[str, str]) -> list[Json]:

@@ -1,6 +1,10 @@
 """The fake Discord's gateway: HELLO, IDENTIFY -> READY and GUILD_CREATE, heartbeats, RESUME,
 and dispatches pushed by the test (INTERACTION_CREATE). Frames are JSON text: discord.py asks for
-zlib-stream compression but reads uncompressed text frames as they are."""
+zlib-stream compression but reads uncompressed text frames as they are.
+
+Sharding as Discord does it: IDENTIFY may carry `shard: [id, count]` (an id outside the count is
+closed with 4010), and a shard gets only its guilds, those with (guild_id >> 22) % count == id,
+in READY, GUILD_CREATE and every guild event; events without a guild (DMs) go to shard 0."""
 
 from __future__ import annotations
 
@@ -19,6 +23,16 @@ if TYPE_CHECKING:
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 0, 1, 2, 6, 7, 9, 10, 11
 HEARTBEAT_INTERVAL_MS = 41250
 AUTHENTICATION_FAILED = 4004
+INVALID_SHARD = 4010
+Shard = tuple[int, int]  # (id, count)
+
+
+def owns(shard: Shard, guild_id: str | None) -> bool:
+    """Whether a shard receives a guild's events (Discord's rule); DMs come on shard 0."""
+    shard_id, count = shard
+    if guild_id is None:
+        return shard_id == 0
+    return (int(guild_id) >> 22) % count == shard_id
 
 
 class Gateway:
@@ -28,7 +42,9 @@ class Gateway:
         self.identified: list[Json] = []  # IDENTIFY payloads received
         self.resumed: list[Json] = []  # RESUME payloads received
         self.query: list[dict[str, str]] = []  # each connection's query (v, encoding, compress)
-        self.session_id = snowflake()
+        self.session_id = snowflake()  # shard 0's session
+        self.sessions: dict[str, Shard] = {self.session_id: (0, 1)}
+        self.shards: dict[web.WebSocketResponse, Shard] = {}  # each identified socket's shard
         self.sequence = 0
         self.ready = asyncio.Event()  # READY and every GUILD_CREATE went out
 
@@ -46,6 +62,7 @@ class Gateway:
         finally:
             with contextlib.suppress(ValueError):
                 self.sockets.remove(socket)
+            self.shards.pop(socket, None)
         return socket
 
     async def _received(self, socket: web.WebSocketResponse, message: Json) -> None:
@@ -56,9 +73,11 @@ class Gateway:
             await self._identify(socket, data)
         elif op == RESUME:
             self.resumed.append(data)
-            if data.get("session_id") != self.session_id or data.get("token") != self.api.token:
+            shard = self.sessions.get(str(data.get("session_id")))
+            if shard is None or data.get("token") != self.api.token:
                 await self._send(socket, {"op": INVALID_SESSION, "d": False})
                 return
+            self.shards[socket] = shard
             await self._dispatch(socket, "RESUMED", {})
 
     async def _identify(self, socket: web.WebSocketResponse, data: Json) -> None:
@@ -66,13 +85,21 @@ class Gateway:
         if data.get("token") != self.api.token:
             await socket.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
             return
+        shard_id, count = data.get("shard") or (0, 1)
+        if not 0 <= shard_id < count:
+            await socket.close(code=INVALID_SHARD, message=b"Invalid shard.")
+            return
+        shard = (shard_id, count)
+        session_id = self._session_of(shard)
+        self.shards[socket] = shard
+        guilds = [g for g in self.api.guilds if owns(shard, g)]
         ready = {
             "v": 10,
             "user": self.api.bot.json() | {"verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": self.api.guild_id, "unavailable": True}],
-            "session_id": self.session_id,
+            "guilds": [{"id": g, "unavailable": True} for g in guilds],
+            "session_id": session_id,
             "resume_gateway_url": self.api.gateway_url,
-            "shard": [0, 1],
+            "shard": [shard_id, count],
             "application": {"id": self.api.app_id, "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -82,15 +109,28 @@ class Gateway:
             "user_settings": {},
         }
         await self._dispatch(socket, "READY", ready)
-        channels = [c for c in self.api.channels.values() if c.guild_id == self.api.guild_id]
-        await self._dispatch(socket, "GUILD_CREATE", guild(self.api.guild_id, "Imagenet test", channels, self.api.bot))
+        for guild_id in guilds:
+            channels = [c for c in self.api.channels.values() if c.guild_id == guild_id]
+            await self._dispatch(
+                socket, "GUILD_CREATE", guild(guild_id, self.api.guilds[guild_id], channels, self.api.bot)
+            )
         self.ready.set()
 
+    def _session_of(self, shard: Shard) -> str:
+        if shard[0] == 0:
+            self.sessions[self.session_id] = shard
+            return self.session_id
+        session_id = snowflake()
+        self.sessions[session_id] = shard
+        return session_id
+
     async def dispatch(self, event: str, data: Json) -> None:
-        """Send an event to every connected client (there is normally one)."""
-        if not self.sockets:
-            raise RuntimeError("no client is connected to the fake gateway")
-        for socket in list(self.sockets):
+        """Send an event to the connected shards that own its guild (a DM's: shard 0)."""
+        guild_id = data.get("guild_id")
+        owners = [s for s, shard in self.shards.items() if owns(shard, None if guild_id is None else str(guild_id))]
+        if not owners:
+            raise RuntimeError(f"no shard of the fake gateway's clients owns guild {guild_id}")
+        for socket in owners:
             await self._dispatch(socket, event, data)
 
     async def reconnect(self) -> None:

@@ -65,6 +65,9 @@ class Interactions:
         command, guild_id = self._registered(name, channel)
         data: Json = {"id": command["id"], "name": name, "type": 1}
         data["options"] = events.command_options(command.get("options", []), options, name)
+        attachments = events.resolved_attachments(command.get("options", []), options)
+        if attachments:
+            data["resolved"] = {"attachments": attachments}
         if guild_id is not None:
             data["guild_id"] = guild_id
         return await self._push(events.APPLICATION_COMMAND, data, user, channel)

@@ -58,7 +58,7 @@ class Rest:
 
     async def gateway_bot(self, call: Call) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.api.gateway_url, "shards": 1, "session_start_limit": limit})
+        return json_response({"url": self.api.gateway_url, "shards": self.api.shards, "session_start_limit": limit})
 
     async def me(self, call: Call) -> web.Response:
         return json_response(self.api.bot.json() | {"verified": True, "mfa_enabled": False, "flags": 0})
@@ -100,7 +100,7 @@ class Rest:
         if call.params["application_id"] != self.api.app_id:
             raise Rejected(403, 50001, "Missing Access")
         guild_id = call.params.get("guild_id")
-        if guild_id is not None and guild_id != self.api.guild_id:
+        if guild_id is not None and guild_id not in self.api.guilds:
             raise Rejected(403, 50001, "Missing Access")
         return guild_id
 

@@ -7,7 +7,9 @@
         api.fail("sendMessage", "429")              # the next sendMessage answers 429 retry_after 1
 
 Methods: getMe, getUpdates (long polling; updates pushed by the test), setMyCommands, deleteWebhook,
-setWebhook, getWebhookInfo, sendMessage, sendPhoto (multipart upload; the bytes are recorded),
+setWebhook, getWebhookInfo, sendMessage, sendPhoto (multipart upload; the bytes are recorded, and
+the photo is stored as Telegram does: re-encoded as JPEG in two sizes, each with its own file_id and
+file_unique_id, fetchable with getFile; a photo a person sends is re-encoded the same way),
 editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage, answerCallbackQuery.
 Other methods answer 404 as Telegram does. Limits are checked as Telegram does: text 4,096 and
 caption 1,024 UTF-16 units; editing with the same content answers "message is not modified".
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import json
 import time
@@ -37,6 +40,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from PIL import Image
 
 TOKEN = "123456:TEST-token-for-the-fake-bot-api-server"
 Json = dict[str, Any]
@@ -124,7 +128,7 @@ class FakeTelegramAPI:
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, int], Json] = field(default_factory=dict)
     updates: list[Json] = field(default_factory=list)
-    files: dict[str, bytes] = field(default_factory=dict)  # what people sent, by file_id
+    files: dict[str, bytes] = field(default_factory=dict)  # files by file_id: people's and the bot's photos
     chats: dict[int, ChatInfo] = field(default_factory=dict)
     flood_limit: int | None = None  # sends allowed in any one second; None: no flood control
 
@@ -132,6 +136,8 @@ class FakeTelegramAPI:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self._unique_ids: dict[str, str] = {}  # file_id -> file_unique_id
         self._failures: dict[str, deque[Failure]] = {}
         self._new_update = asyncio.Event()
         self._closing = asyncio.Event()
@@ -191,19 +197,46 @@ class FakeTelegramAPI:
         update = self.message_update(user, "", chat, reply_to)
         message = update["message"]
         del message["text"]
-        file_id = f"file-{len(self.files) + 1}"
-        self.files[file_id] = data
-        meta = {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(data)}
         if as_document:
+            file_id = f"file-{next(self._file_ids)}"
+            self.files[file_id] = data
+            meta = {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(data)}
             message["document"] = {**meta, "file_name": "picture.png", "mime_type": "image/png"}
         else:
-            message["photo"] = [{**meta, "width": 64, "height": 64}]
+            message["photo"] = self.photo_sizes(data)
         if caption:
             message["caption"] = caption
             if caption.startswith("/"):
                 length = len(caption.split()[0])
                 message["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         return self.push(update)
+
+    def photo_sizes(self, data: bytes) -> list[Json]:
+        """A photo as Telegram keeps it: re-encoded as JPEG (metadata, text chunks and signatures gone)
+        in a small and a large size, smallest first. Bytes that are no picture are kept as they are
+        (a client cannot send those as a photo; the file path is for tests of what the bot does then)."""
+        try:
+            with Image.open(io.BytesIO(data)) as opened:
+                picture = opened.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            encoded = [(data, 64, 64)]
+        else:
+            encoded = []
+            for side in (320, 1280):
+                copy = picture.copy()
+                copy.thumbnail((side, side))
+                out = io.BytesIO()
+                copy.save(out, format="JPEG", quality=87)
+                encoded.append((out.getvalue(), copy.width, copy.height))
+        sizes = []
+        for content, width, height in encoded:
+            number = next(self._file_ids)
+            file_id = f"file-{number}"
+            self.files[file_id] = content
+            unique = self._unique_ids[file_id] = f"AQAD{number:06d}"
+            sizes.append({"file_id": file_id, "file_unique_id": unique, "file_size": len(content), "width": width})
+            sizes[-1]["height"] = height
+        return sizes
 
     def forward_to_discussion(self, channel_post: Json, group: ChatInfo) -> Json:
         """What Telegram does with a channel post when the channel has a linked discussion group: the
@@ -371,7 +404,7 @@ class FakeTelegramAPI:
             raise ApiError("wrong file_id or the file is temporarily unavailable")
         return {
             "file_id": file_id,
-            "file_unique_id": f"u-{file_id}",
+            "file_unique_id": self._unique_ids.get(file_id, f"u-{file_id}"),
             "file_size": len(self.files[file_id]),
             "file_path": f"files/{file_id}",
         }
@@ -469,8 +502,7 @@ class FakeTelegramAPI:
         caption = str(call.params.get("caption", ""))
         if utf16_length(caption) > 1024:
             raise ApiError("message caption is too long")
-        size = {"file_id": f"photo-{len(self.calls)}", "file_unique_id": f"u{len(self.calls)}", "width": 64}
-        content: Json = {"photo": [{**size, "height": 64, "file_size": len(photo)}]}
+        content: Json = {"photo": self.photo_sizes(photo)}
         if caption:
             content["caption"] = caption
         return self._new_message(call, **content)

@@ -220,3 +220,41 @@ async def test_a_hidden_posts_gallery_message_is_deleted_in_the_channel(
         assert deleted.params["message_id"] == str(posted.result["message_id"])
     finally:
         await running.close()
+
+
+async def test_a_restored_post_and_the_posts_of_a_lifted_ban_are_published_in_the_channel_again(
+    core: Core, settings: Settings, api: FakeTelegramAPI
+) -> None:
+    channel = ChatInfo(-100779, "channel", "Gallery")
+    api.chats[channel.id] = channel
+    running = await start_bot(core, settings, api, telegram_gallery_chat_id=str(channel.id))
+    admin = Actor("console", "admin", chat_id="chat-admin")  # ADMINS names "admin" there
+
+    def in_channel() -> list[str]:
+        return sorted(
+            m.get("caption", "").split()[0] for (chat, _), m in api.messages.items() if chat == str(channel.id)
+        )
+
+    async def then(line: str, method: str) -> Call:
+        mark = len(api.calls)
+        await core.handle(admin, line)
+        core.outbox.wake()
+        return await api.wait_for(method, lambda c: c.chat_id == str(channel.id), after=mark)
+
+    try:
+        await imagine(api, ALICE, "a harbour to hide and restore")
+        posted = await api.wait_for("sendPhoto", lambda c: c.chat_id == str(channel.id))
+        post_id = posted.result["caption"].split()[0].lstrip("#")
+        await then(f"/hide {post_id}", "deleteMessage")
+        assert in_channel() == []
+        again = await then(f"/restore {post_id}", "sendPhoto")
+        assert again.result["message_id"] != posted.result["message_id"] and in_channel() == [f"#{post_id}"]
+
+        gone = await then("/ban @alice 7d", "deleteMessage")
+        assert gone.params["message_id"] == str(again.result["message_id"]) and in_channel() == []
+        await then("/unban @alice", "sendPhoto")
+        async with asyncio.timeout(10):
+            await core.drain()
+        assert in_channel() == [f"#{post_id}"] and len(api.calls_of("sendPhoto", channel.id)) == 3
+    finally:
+        await running.close()

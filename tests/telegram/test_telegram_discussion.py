@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import select
+
 from core.app import Core
 from core.config import Settings
-from core.models import CommentThread
+from core.models import CommentThread, GenerationJob
 from tests.fakes.telegram_api import ChatInfo, FakeTelegramAPI, User, start_bot
 
 ALICE = User(111, "Alice", "alice")
 BOB = User(222, "Bob", "bob")
 CAROL = User(333, "Carol", "carol")
+
+
+async def jobs(core: Core) -> list[GenerationJob]:
+    async with core.sessions() as session:
+        return list(await session.scalars(select(GenerationJob).where(GenerationJob.prompt == "not a comment")))
 
 
 async def comments_text(api: FakeTelegramAPI, user: User, post_id: str) -> str:
@@ -47,7 +54,13 @@ async def test_a_comment_in_the_discussion_group_is_a_comment_on_the_gallery_pos
             while "what a mood" not in (shown := await comments_text(api, ALICE, post_id)):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         assert [line.split(" ", 1)[1] for line in shown.splitlines()[1:]] == ["@bob: what a mood"]
-        assert not api.calls_of("sendMessage", group.id)  # a comment is taken quietly
+        # A comment is taken quietly; a command there is answered as one, and the gallery post it sits
+        # under (every message of a thread replies to it) is not taken for a picture to start from.
+        await api.wait_for("sendMessage", lambda c: c.chat_id == str(group.id))
+        answered = [c.params["text"] for c in api.calls_of("sendMessage", group.id)]
+        assert answered and all("not a comment" in text for text in answered)
+        [job] = await jobs(core)
+        assert job.source_kind is None and job.prompt == "not a comment"
         other = ChatInfo(-100999, "supergroup", "Some other group")
         api.comment_in_thread(BOB, other, {"message_id": 5, "chat": other.json()}, "unrelated chatter")
         await asyncio.sleep(0.3)

@@ -17,8 +17,10 @@ from core.app import Core, bootstrap
 from core.config import Settings
 from core.models import GenerationJob
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User, start_bot
+from tests.processes import needs_postgres
 
 ALICE = User(111, "Alice", "alice")
+BOB = User(222, "Bob", "bob")
 SECRET = "s3cret-Token_for-tests"
 HOOK = "https://bot.example.test/telegram/hook"
 
@@ -138,3 +140,50 @@ async def test_without_a_configured_secret_one_is_made_up(core: Core, settings: 
         await api.wait_for("sendMessage")
     finally:
         await running.close()
+
+
+@needs_postgres
+async def test_two_webhook_processes_take_turns_on_one_chat_in_arrival_order_but_not_on_two(
+    bot: RunningBot, api: FakeTelegramAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-chat turn (core.turns) between two front-ends: Alice's second update, at the other
+    process while the first still handles her first, waits for it; Bob's does not."""
+    log: list[str] = []
+
+    def timed(core: Core, name: str, seconds: float) -> None:
+        real = core.handle
+
+        async def handle(actor: Any, text: str, **kwargs: Any) -> Any:
+            log.append(f"{name} start {actor.user_id} {text}")
+            await asyncio.sleep(seconds)
+            try:
+                return await real(actor, text, **kwargs)
+            finally:
+                log.append(f"{name} end {actor.user_id} {text}")
+
+        monkeypatch.setattr(core, "handle", handle)
+
+    other_core = await bootstrap(settings)
+    await other_core.start()
+    other = await webhook_bot(other_core, settings, api, SECRET)
+    try:
+        async with asyncio.timeout(10):
+            while WEBHOOK not in other.application.bot_data:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        timed(bot.application.bot_data["core"], "one", 0.8)
+        timed(other_core, "two", 0.0)
+        assert await post(bot, api.message_update(ALICE, "/start")) == 200
+        await asyncio.sleep(0.2)  # the first process has her chat
+        assert await post(other, api.message_update(ALICE, "/help")) == 200
+        assert await post(other, api.message_update(BOB, "/help")) == 200
+        async with asyncio.timeout(15):
+            while len(api.calls_of("sendMessage")) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        await other.close()
+        await other_core.aclose()
+    alice, bob = ALICE.id, BOB.id
+    assert log.index(f"one end {alice} /start") < log.index(f"two start {alice} /help")
+    assert log.index(f"two end {bob} /help") < log.index(f"one end {alice} /start")  # not held up
+    to_alice = [c.params["text"] for c in api.calls_of("sendMessage") if c.chat_id == str(alice)]
+    assert len(to_alice) == 2 and to_alice[0].startswith("Welcome, @alice")  # in order

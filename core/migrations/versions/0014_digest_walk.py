@@ -1,7 +1,7 @@
 """the feed's and the digest's walk over followed authors' shown posts reads the index alone
 
-Revision ID: 0012_digest_walk
-Revises: 0011_scale
+Revision ID: 0014_digest_walk
+Revises: 0013_verify
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012_digest_walk"
-down_revision: str | None = "0011_scale"
+revision: str = "0014_digest_walk"
+down_revision: str | None = "0013_verify"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
