@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench import cli, load
+from bench.commands import presses_apart
 from bench.network import PLATFORM, Shape, chat_of
 from core.actor import Actor
 from core.app import Core, bootstrap
@@ -60,6 +61,7 @@ async def profile(args: argparse.Namespace) -> pstats.Stats:
         _env_file=None, database_url=url, media_dir=args.out / "media", image_backend="local", rate_limit_burst=10**9
     )
     core = await bootstrap(settings)
+    presses_apart(core)  # a like pressed again and again is not a double tap
     try:
         await load.catch_up(core.engine, cli.say)
         actor, values = await subject(core)
