@@ -15,7 +15,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from bench import load
-from bench.commands import Timing, image_timing, measure
+from bench.commands import Timing, image_timing, measure, presses_apart
 from bench.floor import Floor, open_driver
 from bench.machine import CpuWatch, describe_load, is_quiet
 from bench.network import Network, Shape
@@ -146,6 +146,7 @@ async def bench_one(db: str, args: argparse.Namespace, builder: Builder) -> Resu
         rate_limit_burst=10**9,  # the benchmark measures commands, not the per-person rate limit
     )
     core = await bootstrap(settings)
+    presses_apart(core)
     try:
         await load.catch_up(core.engine, say)
         await _checkpoints(core, args.checkpoints)

@@ -2,7 +2,8 @@
 
 (a) Compose the digests of everyone in a synthetic network (100,000 people, 1,000,000 follows and
 1,000,000 posts of the last two days by default) with `core.feed.digest.compose_pass`, on SQLite and
-on PostgreSQL: total seconds and the cost per person.
+on PostgreSQL: total seconds and the cost per person, beside its floor (the same composition queries
+alone, through sqlite3 or asyncpg on the same file) and the ratio of the two.
 (b) Deliver some of those digests (10,000 by default) through a real `core.outbox.Outbox` to a fake
 platform that enforces Telegram's limits and answers 429 beyond them: the pace held against the
 configured rate, and the count of 429s.

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from bench.digest_floor import Floor, recording, replay
 from bench.digest_network import clear_outbox
-from bench.machine import CpuWatch, describe_load
+from bench.machine import CpuWatch, describe_load, is_quiet
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
 from core.feed.digest import CHUNK, PassStats, compose_pass
 from core.models import Delivery, Person, utcnow
 
-TARGET_SECONDS = 60.0
+TARGET_SECONDS = {"sqlite": 12.0, "postgresql": 60.0}  # issue 12 for SQLite; the earlier target on PostgreSQL
 TARGET_PEOPLE = 100_000  # the target is for this many; smaller networks are held to the same cost per person
 
 Say = Callable[[str], None]
@@ -27,6 +28,9 @@ class Composed:
     people: int
     statuses: dict[str, int]
     load: str
+    quiet: bool
+    floor: Floor
+    target: float  # seconds for TARGET_PEOPLE on this database
 
     @property
     def per_person_ms(self) -> float:
@@ -38,31 +42,50 @@ class Composed:
         """Seconds for TARGET_PEOPLE at this cost per person (the measured total, at full scale)."""
         return self.per_person_ms * TARGET_PEOPLE / 1000
 
+    @property
+    def floor_per_person_ms(self) -> float:
+        return 1000 * self.floor.seconds / max(1, self.people)
+
+    @property
+    def ratio(self) -> float:
+        """The pass's time over its floor's, in the same run on the same file."""
+        return self.stats.seconds / max(self.floor.seconds, 1e-9)
+
 
 async def compose(url: str, settings: Settings) -> Composed:
     engine = create_engine(url)
     try:
         await clear_outbox(engine)
         watch = CpuWatch.start()
-        stats = await compose_pass(create_sessionmaker(engine), settings, utcnow(), force=True)
-        load = describe_load(watch.stop())
+        with recording(engine) as statements:
+            stats = await compose_pass(create_sessionmaker(engine), settings, utcnow(), force=True)
         async with engine.connect() as conn:
             people = await conn.scalar(select(func.count()).select_from(Person)) or 0
             rows = await conn.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
             statuses = {status: count for status, count in rows}
+        target = TARGET_SECONDS[engine.dialect.name]
     finally:
         await engine.dispose()
-    return Composed(stats, people, statuses, load)
+    floor = await replay(url, statements)
+    load = watch.stop()
+    return Composed(stats, people, statuses, describe_load(load), is_quiet(load), floor, target)
 
 
 def report(composed: Composed, rate: float, say: Say) -> None:
     stats = composed.stats
-    verdict = "ok" if composed.for_target < TARGET_SECONDS else "OVER"
+    verdict = "ok" if composed.for_target <= composed.target else "OVER"
+    if not composed.quiet:
+        verdict = "not judged: machine busy"
     scaled = "" if composed.people == TARGET_PEOPLE else f"; {composed.for_target:.1f} s at this cost per person"
     say(
         f"  compose_pass: {composed.people:,} people in {stats.seconds:.2f} s total, {composed.per_person_ms:.3f} ms "
-        f"per person, in chunks of {CHUNK:,} (target: {TARGET_PEOPLE:,} people in under {TARGET_SECONDS:g} s{scaled}: "
-        f"{verdict})"
+        f"per person, in chunks of {CHUNK:,} (target: {TARGET_PEOPLE:,} people in at most {composed.target:g} s"
+        f"{scaled}: {verdict})"
+    )
+    say(
+        f"  floor (the same {composed.floor.statements:,} composition queries through the driver, same file): "
+        f"{composed.floor.seconds:.2f} s, {composed.floor_per_person_ms:.3f} ms per person; "
+        f"compose_pass is {composed.ratio:.1f}x its floor"
     )
     say(
         f"  outbox rows: {composed.statuses.get('pending', 0):,} queued, {composed.statuses.get('skipped', 0):,} "

@@ -34,6 +34,7 @@ from bench.network import (
     handle_of,
 )  # fmt: skip
 from core.db import create_engine
+from core.migrate import upgrade
 
 SEED = 5005
 PG_DATABASE = "bench_digest"  # our own database on the server; the default shape's, others get a suffix
@@ -132,6 +133,9 @@ async def prepare(db: str, shape: Shape, out: Path, pg_server: str, rebuild: boo
             say(f"  built in {time.perf_counter() - started:.1f} s")
     engine = create_engine(url)
     try:
+        # A network cached under an older schema gets the app's newer migrations (indexes), as a deployment
+        # would; the command benchmark gets them from bootstrap().
+        await upgrade(engine)
         await load.catch_up(engine, say)
         counts = await load.counts(engine)
     finally:

@@ -36,7 +36,7 @@ CARDS = (
     " LEFT JOIN posts pp ON pp.id = c.parent_id LEFT JOIN people pa ON pa.id = pp.author_id ORDER BY {order}"
 )
 _PAGE_COLUMNS = "id, author_id, prompt, image_path, parent_id, visibility, like_count"
-# Every followed person's public post ids from the covering ix_posts_author_shown_id, the best page of them
+# Every followed person's public post ids from the covering ix_posts_author_shown_id_hot, the best page of them
 # (a bounded sort of ids), then only the page's rows: SQLite's best plan here (core/feed/timeline.py).
 FEED_SQLITE = (
     f"WITH page AS (SELECT {_PAGE_COLUMNS} FROM posts WHERE id IN ("

@@ -62,11 +62,39 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         _prepare_sqlite_file(url)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
+        _skip_idle_ends(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def _skip_idle_ends(engine: AsyncEngine) -> None:
+    """COMMIT and ROLLBACK only when a transaction is open. `sqlite3` opens one before the first write and
+    itself does nothing on commit() or rollback() without one; but aiosqlite hops to its worker thread and back
+    to be told so. A read-only command paid two such hops (the session's commit, then the pool's rollback
+    when the connection is returned), a fifth of a /feed's; a write paid the second. Whether a transaction is
+    open is sqlite3's own flag (SQLite's autocommit state), read without a hop."""
+    dialect = engine.sync_engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def is_open(connection: Any) -> bool:
+        try:
+            return bool(connection.driver_connection.in_transaction)
+        except Exception:  # closed or not aiosqlite's: let the real call do (or fail) as it would
+            return True
+
+    def do_commit(connection: Any) -> None:
+        if is_open(connection):
+            commit(connection)
+
+    def do_rollback(connection: Any) -> None:
+        if is_open(connection):
+            rollback(connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -117,8 +117,9 @@ class Post(Base):
     __table_args__ = (
         # Profile pages and the feed walk one author's posts newest first.
         Index("ix_posts_author_id_id", "author_id", "id"),
-        # The feed's walk over followed people's public posts, from the index alone (migration 0010_speed).
-        Index("ix_posts_author_shown_id", "author_id", "visibility", "status", "id"),
+        # The feed's walk over followed people's shown posts, and the digest's ranking of their last day by hot,
+        # from the index alone (migrations 0010_speed, 0014_digest_walk).
+        Index("ix_posts_author_shown_id_hot", "author_id", "visibility", "status", "id", "hot", "created_at"),
         # /top walks the hot score downwards and stops after a page.
         Index("ix_posts_hot", "hot"),
         Index("ix_posts_parent_id", "parent_id"),

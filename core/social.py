@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from dataclasses import dataclass
+
+from sqlalchemy import ScalarSelect, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import insert_ignore, rowcount
 from core.errors import UserError
 from core.models import Follow, Person
+from core.posts import author_stats
 from core.visibility import blocked_between
 
 LIST_LIMIT = 50
 
 
-async def follow(session: AsyncSession, follower: Person, followee: Person) -> bool:
-    """Returns False when already following."""
+async def follow(session: AsyncSession, follower: Person, followee: Person, *, blocked: bool | None = None) -> bool:
+    """Returns False when already following. `blocked`: whether a block stands between them, when the
+    caller read it with the followee (None: it is read here)."""
     if follower.id == followee.id:
         raise UserError("You can't follow yourself.")
-    if await blocked_between(session, follower.id, followee.id):
+    if blocked is None:
+        blocked = await blocked_between(session, follower.id, followee.id)
+    if blocked:
         # The same line whoever blocked whom: nobody learns that they were blocked.
         raise UserError(f"You can't follow @{followee.handle}.")
     result = await session.execute(insert_ignore(session, Follow, follower_id=follower.id, followee_id=followee.id))
@@ -61,9 +67,28 @@ async def followers(session: AsyncSession, person: Person, limit: int = LIST_LIM
     return list(rows)
 
 
-async def follow_counts(session: AsyncSession, person_id: int) -> tuple[int, int]:
-    """(followers, following)."""
+def _follow_count_columns(person_id: int) -> tuple[ScalarSelect[int], ScalarSelect[int]]:
     followers_count = select(func.count()).where(Follow.followee_id == person_id).scalar_subquery()
     following_count = select(func.count()).where(Follow.follower_id == person_id).scalar_subquery()
-    row = (await session.execute(select(followers_count, following_count))).one()  # one round trip
+    return followers_count, following_count
+
+
+async def follow_counts(session: AsyncSession, person_id: int) -> tuple[int, int]:
+    """(followers, following)."""
+    row = (await session.execute(select(*_follow_count_columns(person_id)))).one()  # one round trip
     return int(row[0] or 0), int(row[1] or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileCounts:
+    posts: int
+    likes: int  # received
+    followers: int
+    following: int
+
+
+async def profile_counts(session: AsyncSession, person_id: int, *, include_private: bool) -> ProfileCounts:
+    """What a profile counts, in one round trip; posts and likes as `core.posts.author_stats` counts them."""
+    stats = author_stats(person_id, include_private=include_private).subquery()
+    row = (await session.execute(select(stats.c.posts, stats.c.likes, *_follow_count_columns(person_id)))).one()
+    return ProfileCounts(*(int(value or 0) for value in row))

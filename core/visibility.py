@@ -12,7 +12,7 @@ table, a small per-viewer set.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Exists, SQLColumnExpression, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import UserError
@@ -42,11 +42,21 @@ def listed() -> ColumnElement[bool]:
     return and_(Post.status == VISIBLE, Post.visibility == "public", Post.author_private.is_(False))
 
 
-def not_blocked(viewer_id: int) -> ColumnElement[bool]:
+def not_blocked(viewer_id: int | SQLColumnExpression[int]) -> ColumnElement[bool]:
     """Leaves out authors the viewer blocked and authors who blocked the viewer."""
     blocked = select(Block.blocked_id).where(Block.blocker_id == viewer_id)
     blockers = select(Block.blocker_id).where(Block.blocked_id == viewer_id)
     return and_(Post.author_id.not_in(blocked), Post.author_id.not_in(blockers))
+
+
+def block_between(one: int | SQLColumnExpression[int], other: int | SQLColumnExpression[int]) -> Exists:
+    """Whether either of the two blocked the other, as an SQL test (either side may be a column)."""
+    return exists().where(
+        or_(
+            and_(Block.blocker_id == one, Block.blocked_id == other),
+            and_(Block.blocker_id == other, Block.blocked_id == one),
+        )
+    )
 
 
 def seen_by(viewer_id: int) -> ColumnElement[bool]:
@@ -63,11 +73,7 @@ def seen_by(viewer_id: int) -> ColumnElement[bool]:
 
 async def blocked_between(session: AsyncSession, one: int, other: int) -> bool:
     """Whether either of the two blocked the other."""
-    either = or_(
-        and_(Block.blocker_id == one, Block.blocked_id == other),
-        and_(Block.blocker_id == other, Block.blocked_id == one),
-    )
-    return bool(await session.scalar(select(exists().where(either))))
+    return bool(await session.scalar(select(block_between(one, other))))
 
 
 async def blocked_sets(session: AsyncSession, person_ids: list[int]) -> dict[int, set[int]]:
@@ -96,26 +102,36 @@ async def follows(session: AsyncSession, follower_id: int, followee_id: int) -> 
     return found is not None
 
 
-async def sees_profile_posts(session: AsyncSession, author: Person, viewer: Person | None, *, admin: bool) -> bool:
-    """A private profile's posts are for its followers; blocks hide them both ways."""
+async def sees_profile_posts(
+    session: AsyncSession, author: Person, viewer: Person | None, *, admin: bool, blocked: bool | None = None
+) -> bool:
+    """A private profile's posts are for its followers; blocks hide them both ways. `blocked`: whether a
+    block stands between them, when the caller read it with the author (None: it is read here)."""
     if admin or (viewer is not None and viewer.id == author.id):
         return True
     if viewer is None:
         return not author.private
-    if await blocked_between(session, viewer.id, author.id):
+    if blocked is None:
+        blocked = await blocked_between(session, viewer.id, author.id)
+    if blocked:
         return False
     return not author.private or await follows(session, viewer.id, author.id)
 
 
-async def may_see(session: AsyncSession, post: Post, viewer: Person | None, *, admin: bool = False) -> bool:
-    """Whether the viewer may see this (not deleted) post."""
+async def may_see(
+    session: AsyncSession, post: Post, viewer: Person | None, *, admin: bool = False, blocked: bool | None = None
+) -> bool:
+    """Whether the viewer may see this (not deleted) post. `blocked`: whether a block stands between
+    the viewer and the author, when the caller read it with the post (None: it is read here)."""
     if admin or (viewer is not None and viewer.id == post.author_id):
         return True
     if post.status != VISIBLE or not post.is_public:
         return False
     if viewer is None:
         return not post.author_private
-    if await blocked_between(session, viewer.id, post.author_id):
+    if blocked is None:
+        blocked = await blocked_between(session, viewer.id, post.author_id)
+    if blocked:
         return False
     return not post.author_private or await follows(session, viewer.id, post.author_id)
 
@@ -128,9 +144,26 @@ async def visible_post(
     never revealed."""
     post = await session.get(Post, post_id)
     if post is None:
-        raise UserError(f"There is no post #{post_id}.")
-    if post.status == DELETED and not (deleted and admin):
-        raise UserError(f"Post #{post_id} was deleted.")
-    if not await may_see(session, post, viewer, admin=admin):
-        raise UserError(f"There is no post #{post_id}.")
+        raise no_such_post(post_id)
+    await check_visible(session, post, viewer, admin=admin, deleted=deleted)
     return post
+
+
+def no_such_post(post_id: int) -> UserError:
+    return UserError(f"There is no post #{post_id}.")
+
+
+async def check_visible(
+    session: AsyncSession,
+    post: Post,
+    viewer: Person | None,
+    *,
+    admin: bool = False,
+    deleted: bool = False,
+    blocked: bool | None = None,
+) -> None:
+    """Refuses the post to a viewer who may not see it (`blocked` as for `may_see`)."""
+    if post.status == DELETED and not (deleted and admin):
+        raise UserError(f"Post #{post.id} was deleted.")
+    if not await may_see(session, post, viewer, admin=admin, blocked=blocked):
+        raise no_such_post(post.id)

@@ -81,23 +81,24 @@ async def bio(ctx: Context, text: str | None) -> list[Reply]:
     params=(Param("handle", ParamType.HANDLE, "whose profile; yours when left out"),),
 )
 async def profile(ctx: Context, handle: str | None) -> list[Reply]:
-    person = await people.by_handle(ctx.session, handle) if handle else ctx.person
-    return [await profile_reply(ctx, person)]
+    if handle is None:
+        return [await profile_reply(ctx, ctx.person, blocked=False)]
+    person, blocked = await people.by_handle_for(ctx.session, handle, ctx.person)
+    return [await profile_reply(ctx, person, blocked=blocked)]
 
 
-async def profile_reply(ctx: Context, person: Person) -> Reply:
+async def profile_reply(ctx: Context, person: Person, *, blocked: bool) -> Reply:
     own = person.id == ctx.person.id
-    open_to_viewer = await visibility.sees_profile_posts(ctx.session, person, ctx.person, admin=ctx.is_admin)
-    post_count, likes = await posts.author_stats(ctx.session, person.id, include_private=own)
-    followers, following = await social.follow_counts(ctx.session, person.id)
-    latest = await posts.latest_posts(ctx.session, person.id, include_private=own) if open_to_viewer else []
+    see = await visibility.sees_profile_posts(ctx.session, person, ctx.person, admin=ctx.is_admin, blocked=blocked)
+    counts = await social.profile_counts(ctx.session, person.id, include_private=own)
+    latest = await posts.latest_posts(ctx.session, person.id, include_private=own) if see else []
     lines = [f"{person.display_name} (@{person.handle})"]
     if person.bio:
         lines.append(person.bio)
-    counts = (plural(post_count, "post"), plural(followers, "follower"), f"{following} following")
-    lines.append(" · ".join(counts) + f" · {plural(likes, 'like')} received")
+    shown = (plural(counts.posts, "post"), plural(counts.followers, "follower"), f"{counts.following} following")
+    lines.append(" · ".join(shown) + f" · {plural(counts.likes, 'like')} received")
     lines.append("On: " + ", ".join(linking.platform_name(p) for p in await linking.platforms(ctx.session, person.id)))
-    if not open_to_viewer:
+    if not see:
         lines.append("🔒 This profile is private: its posts are for the people it accepted as followers.")
     elif latest:
         lines.append("Latest:")

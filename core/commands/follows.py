@@ -16,10 +16,10 @@ def _who(description: str) -> Param:
 
 @command("follow", "follow someone to see their posts in /feed", params=(_who("who to follow"),))
 async def follow(ctx: Context, handle: str) -> list[Reply]:
-    other = await people.by_handle(ctx.session, handle)
+    other, blocked = await people.by_handle_for(ctx.session, handle, ctx.person)
     if other.private and not await social.is_following(ctx.session, ctx.person.id, other.id):
         return [await privacy.ask_to_follow(ctx, other)]
-    if await social.follow(ctx.session, ctx.person, other):
+    if await social.follow(ctx.session, ctx.person, other, blocked=blocked):
         await notifications.record(ctx.session, recipient_id=other.id, actor_id=ctx.person.id, kind="follow")
         message = f"You now follow @{other.handle}. Their new posts will show up in /feed."
     else:

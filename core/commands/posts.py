@@ -84,7 +84,8 @@ async def vary(ctx: Context, post: int) -> list[Reply]:
 
 @command("like", "like a post, or take your like back", params=(POST,))
 async def like(ctx: Context, post: int) -> list[Reply]:
-    found = await posts.visible_post(ctx.session, post, ctx.person)
+    view = await posts.visible_view(ctx.session, post, ctx.person)
+    found = view.post
     liked = await posts.toggle_like(ctx.session, ctx.person, found)
     notify = notifications.record if liked else notifications.withdraw
     await notify(ctx.session, recipient_id=found.author_id, actor_id=ctx.person.id, kind="like", post_id=found.id)
@@ -92,14 +93,13 @@ async def like(ctx: Context, post: int) -> list[Reply]:
     message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{found.id} ({found.like_count} ❤️)"
     if not ctx.via_button:
         return [Reply(text=message, post_id=found.id)]
-    [view] = await cards.views(ctx.session, [found])
     return [Reply(text=message, notice=True), cards.card(view, ctx.core.media, edit=True)]
 
 
 @command("post", "show one post", params=(POST,))
 async def show(ctx: Context, post: int) -> list[Reply]:
-    found = await posts.visible_post(ctx.session, post, ctx.person)
-    [view] = await cards.views(ctx.session, [found])
+    view = await posts.visible_view(ctx.session, post, ctx.person)
+    found = view.post
     shown = await comments.page(ctx.session, found.id, before=None, limit=comments.LATEST_ON_POST + 1)
     if not shown:
         return [cards.card(view, ctx.core.media)]
@@ -110,8 +110,8 @@ async def show(ctx: Context, post: int) -> list[Reply]:
 
 @command("lineage", "a post's ancestors back to the original, and its most liked remixes", params=(POST,))
 async def lineage_of(ctx: Context, post: int) -> list[Reply]:
-    found = await posts.visible_post(ctx.session, post, ctx.person)
-    [view] = await cards.views(ctx.session, [found])
+    view = await posts.visible_view(ctx.session, post, ctx.person)
+    found = view.post
     up = await lineage.chain(ctx.session, found, ctx.person)
     down = await lineage.top_remixes(ctx.session, found, ctx.person)
     return [lineage.reply(found, view.author, up, down)]

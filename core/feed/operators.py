@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.app import Core
 from core.errors import UserError
-from core.feed.digest import WINDOW, PassStats, compose_pass, followed_picks, top_up, trending
+from core.feed.digest import WINDOW, PassStats, compose_pass, followed_picks, top_up, trending, window_since
 from core.feed.digest_render import digest_reply, visible_views
 from core.feed.localtime import zone_of
 from core.models import Person, utcnow
@@ -40,7 +40,8 @@ async def digest_preview(core: Core, handle: str, target: Path | None = None) ->
     person = await _person(core, handle)
     now = utcnow()
     async with core.sessions() as session:
-        picks = await followed_picks(session, [person.id], now - WINDOW, core.settings.digest_size)
+        window = await window_since(session, now - WINDOW)
+        picks = await followed_picks(session, [person.id], window, core.settings.digest_size)
         pool = await trending(session, now - WINDOW)
         posts = top_up(picks.get(person.id, []), pool, person.id, core.settings.digest_size)
         views = await visible_views(session, posts)

@@ -7,13 +7,15 @@ and /top reads it top-down instead of scoring every recent post on each request.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Float, Integer, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import Post, utcnow
+from core.cards import PostView, view_of, with_card_data
+from core.models import Post, UTCDateTime, utcnow
 from core.visibility import listed, not_blocked
 
 DOUBLING_HOURS = 4.0
@@ -27,13 +29,23 @@ def hot_score(like_count: int, created_at: datetime) -> float:
 
 async def top_posts(
     session: AsyncSession, *, window: timedelta = timedelta(hours=24), limit: int = 5, viewer_id: int | None = None
-) -> list[Post]:
+) -> list[PostView]:
+    """The best posts of the window, with their card data."""
     since = utcnow() - window
-    # Every post of the window scores at least hot_score(0, since): saying so bounds the walk down ix_posts_hot,
-    # which SQLite then takes over ix_posts_created_at (sorting the day's ~33k posts) and which stops
-    # at once on a day without posts instead of reading the whole index.
-    query = select(Post).where(listed(), Post.created_at >= since, Post.hot >= hot_score(0, since))
+    params: dict[str, object] = {"since": since, "floor": hot_score(0, since)}
     if viewer_id is not None:
-        query = query.where(not_blocked(viewer_id))
-    rows = await session.scalars(query.order_by(Post.hot.desc(), Post.id.desc()).limit(limit))
-    return list(rows)
+        params["viewer_id"] = viewer_id
+    return [view_of(row) for row in await session.execute(_top_query(limit, viewer_id is not None), params)]
+
+
+@functools.cache
+def _top_query(limit: int, for_viewer: bool) -> Select[Post, str, str | None, str | None]:
+    """Built once, with the window and the viewer as bound parameters (building it per call cost more than
+    running its cached compilation). Every post of the window scores at least hot_score(0, since): saying so
+    bounds the walk down ix_posts_hot, which SQLite then takes over ix_posts_created_at (sorting the day's ~33k
+    posts) and which stops at once on a day without posts instead of reading the whole index."""
+    since = bindparam("since", type_=UTCDateTime())
+    query = select(Post).where(listed(), Post.created_at >= since, Post.hot >= bindparam("floor", type_=Float))
+    if for_viewer:
+        query = query.where(not_blocked(bindparam("viewer_id", type_=Integer)))
+    return with_card_data(query.order_by(Post.hot.desc(), Post.id.desc()).limit(limit))

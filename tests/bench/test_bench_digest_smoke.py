@@ -39,6 +39,10 @@ async def test_both_parts_print_their_figures_at_a_tiny_scale(
     assert "building" in printed
     people, seconds, per_person = figure(r"compose_pass: ([\d,]+) people in ([\d.]+) s total, ([\d.]+) ms", printed)
     assert people == "200" and float(seconds) > 0 and float(per_person) > 0
+    statements, floor, ratio = figure(
+        r"floor \(the same ([\d,]+) composition queries .*\): ([\d.]+) s, .* ([\d.]+)x", printed
+    )
+    assert int(statements) >= 5 and float(floor) >= 0 and float(ratio) > 0
     queued, skipped = figure(r"outbox rows: ([\d,]+) queued, ([\d,]+) skipped", printed)
     assert int(queued) >= 50 and int(queued) + int(skipped) <= 200
     sent, of, pace, share = figure(r"sent ([\d,]+) of ([\d,]+): ([\d.]+) messages/s .* = ([\d.]+)% of", printed)

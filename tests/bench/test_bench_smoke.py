@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 
-from bench import cli, load, report
+from bench import cli, load, profile, report
 from bench.commands import Timing, actor_for
 from bench.floor import Floor, open_driver
 from bench.machine import Load, is_quiet
@@ -126,3 +127,14 @@ async def test_the_floor_reads_the_same_page_as_the_command(tmp_path: Path) -> N
     finally:
         await driver.close()
         await core.aclose()
+
+
+def test_the_profiler_runs_a_command_on_the_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench.profile` (bench/README.md): a tiny network, a few calls of a button press."""
+    assert (
+        profile.main(["like {post}", "--scale", "0.002", "--calls", "6", "--limit", "core/", "--out", str(tmp_path)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert re.search(r"'like \d+': 6 calls, [\d.]+ ms each under cProfile", printed), printed
+    assert "core/commands/posts.py" in printed, printed

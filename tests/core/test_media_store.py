@@ -99,6 +99,19 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
         store.path("link/file.png")
 
 
+async def test_a_stored_file_is_where_resolving_its_path_leads(tmp_path: Path) -> None:
+    """Plain names skip resolve() (core.gen.media); the answer must be the same, through a symlinked root too."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "media").symlink_to(tmp_path / "real")
+    store = MediaStore(tmp_path / "media")
+    relative = await store.save(b"bytes", "png")
+    assert store.path(relative) == (tmp_path / "media" / relative).resolve() == tmp_path / "real" / relative
+    assert store.path(relative).read_bytes() == b"bytes"
+    (store.root / "inner").mkdir()
+    (store.root / "inner" / "up").symlink_to(store.root)  # a symlink that stays inside: resolved, allowed
+    assert store.path(f"inner/up/{relative}") == store.root / relative
+
+
 @pytest.mark.parametrize("extension", ["png/../../x", "", "p.ng", "../png"])
 async def test_bad_extensions_are_refused(tmp_path: Path, extension: str) -> None:
     store = MediaStore(tmp_path)

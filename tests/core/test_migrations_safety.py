@@ -41,7 +41,7 @@ async def test_existing_posts_and_people_come_through_the_safety_migration_visib
             assert (post.status, post.deleted_at, post.author_private) == ("visible", None, False)
             person = await session.scalar(select(Person))
             assert person is not None and not person.private and person.banned_until is None
-            assert [p.id for p in await top_posts(session)] == [post.id]
+            assert [v.post.id for v in await top_posts(session)] == [post.id]
         async with engine.connect() as conn:
             row = (await conn.execute(text("SELECT private, promoted_admin, banned_until FROM people"))).one()
             assert (bool(row[0]), bool(row[1]), row[2]) == (False, False, None)
