@@ -7,16 +7,15 @@ import re
 import unicodedata
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.actor import Actor
 from core.admins import Admins
 from core.errors import UserError
-from core.models import Identity, Person, utcnow
+from core.models import Block, Identity, Person, utcnow
 from core.text import clean, clean_name, platform_name, strip_bidi
-from core.visibility import block_between
 
 HANDLE_RE = re.compile(r"^[a-z0-9_]{3,20}$")
 MAX_NAME = 64
@@ -135,20 +134,23 @@ async def by_handle(session: AsyncSession, raw: str) -> Person:
     return person
 
 
-_BY_HANDLE_FOR = select(Person, block_between(bindparam("viewer_id"), Person.id)).where(
-    Person.handle == bindparam("handle")
-)  # built once, like _WHO
+_BY_HANDLE_FOR = select(
+    Person,
+    exists().where(Block.blocker_id == Person.id, Block.blocked_id == bindparam("viewer_id")),
+    exists().where(Block.blocker_id == bindparam("viewer_id"), Block.blocked_id == Person.id),
+).where(Person.handle == bindparam("handle"))  # built once, like _WHO
 
 
 async def by_handle_for(session: AsyncSession, raw: str, viewer: Person) -> tuple[Person, bool]:
-    """The person by handle and whether a block stands between them and `viewer` (either way), in one
-    statement: /profile and /follow need both."""
+    """The person by handle, and whether `viewer` blocks them, in one statement: /profile and /follow
+    need both. Someone who blocks `viewer` is answered as nobody at all: the blocked person gets the
+    same answer as for a handle that does not exist, as for a post they cannot see, and is not told."""
     handle = parse_handle(raw)
     found = (await session.execute(_BY_HANDLE_FOR, {"handle": handle, "viewer_id": viewer.id})).first()
-    if found is None:
+    if found is None or found[1]:
         raise UserError(f"Nobody is called @{handle}.")
-    person, blocked = found
-    return person, bool(blocked)
+    person, _, blocks_them = found
+    return person, bool(blocks_them)
 
 
 async def platform_ids(session: AsyncSession, person_id: int) -> tuple[str, ...]:

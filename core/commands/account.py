@@ -98,7 +98,9 @@ async def profile_reply(ctx: Context, person: Person, *, blocked: bool) -> Reply
     shown = (plural(counts.posts, "post"), plural(counts.followers, "follower"), f"{counts.following} following")
     lines.append(" · ".join(shown) + f" · {plural(counts.likes, 'like')} received")
     lines.append("On: " + ", ".join(linking.platform_name(p) for p in await linking.platforms(ctx.session, person.id)))
-    if not see:
+    if blocked:
+        lines.append(f"🚫 You block @{person.handle}: /unblock @{person.handle} to see their posts.")
+    elif not see:
         lines.append("🔒 This profile is private: its posts are for the people it accepted as followers.")
     elif latest:
         lines.append("Latest:")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core import people, social
 from core.commands import privacy
 from core.commands.registry import Context, command
+from core.errors import UserError
 from core.feed import notifications
 from core.params import Param, ParamType
 from core.replies import Reply
@@ -17,6 +18,8 @@ def _who(description: str) -> Param:
 @command("follow", "follow someone to see their posts in /feed", params=(_who("who to follow"),))
 async def follow(ctx: Context, handle: str) -> list[Reply]:
     other, blocked = await people.by_handle_for(ctx.session, handle, ctx.person)
+    if blocked:  # the viewer blocks them (someone who blocks the viewer is nobody to them)
+        raise UserError(f"You block @{other.handle}: /unblock @{other.handle} first.")
     if other.private and not await social.is_following(ctx.session, ctx.person.id, other.id):
         return [await privacy.ask_to_follow(ctx, other)]
     if await social.follow(ctx.session, ctx.person, other, blocked=blocked):

@@ -26,8 +26,12 @@ async def test_blocking_ends_follows_both_ways_and_hides_posts_both_ways(chat: C
     # Their answers are those for a post they cannot see, and a follow is refused.
     assert await chat.text("pest", f"/like {mine}") == f"There is no post #{mine}."
     assert await chat.text("pest", f"/remix {mine} mine now") == f"There is no post #{mine}."
-    assert await chat.text("pest", "/follow mira") == "You can't follow @mira."
-    assert await chat.text("mira", "/follow pest") == "You can't follow @pest."  # unblock first
+    # To the blocked person, the one who blocked them is nobody at all, as a post they cannot see.
+    assert await chat.text("pest", "/follow mira") == "Nobody is called @mira."
+    assert await chat.text("pest", "/profile mira") == "Nobody is called @mira."
+    assert await chat.text("pest", "/follow @nobody_here") == "Nobody is called @nobody_here."
+    assert await chat.text("mira", "/follow pest") == "You block @pest: /unblock @pest first."
+    assert "🚫 You block @pest" in await chat.text("mira", "/profile pest")
     assert await chat.text("mira", "/blocked") == "You block:\n@pest"
     # Others still see both.
     assert theirs in await in_top(chat, "other") and mine in await in_top(chat, "other")
