@@ -109,6 +109,6 @@ async def profile_reply(ctx: Context, person: Person, *, blocked: bool) -> Reply
         lines.append("No posts yet." + (" Try /imagine <prompt>." if own else ""))
     buttons = [Button(f"#{p.id}", f"post {p.id}") for p in latest]
     rows: list[tuple[Button, ...]] = [tuple(buttons)] if buttons else []
-    if not own:
+    if not own and not blocked:  # someone you block cannot be followed until unblocked
         rows.append((Button(f"➕ Follow @{person.handle}", f"follow {person.handle}"),))
     return Reply(text="\n".join(lines), buttons=tuple(rows))

@@ -31,7 +31,9 @@ async def test_blocking_ends_follows_both_ways_and_hides_posts_both_ways(chat: C
     assert await chat.text("pest", "/profile mira") == "Nobody is called @mira."
     assert await chat.text("pest", "/follow @nobody_here") == "Nobody is called @nobody_here."
     assert await chat.text("mira", "/follow pest") == "You block @pest: /unblock @pest first."
-    assert "🚫 You block @pest" in await chat.text("mira", "/profile pest")
+    [profile] = await chat.say("mira", "/profile pest")
+    assert "🚫 You block @pest" in profile.text
+    assert all(not b.action.startswith("follow") for row in profile.buttons for b in row)
     assert await chat.text("mira", "/blocked") == "You block:\n@pest"
     # Others still see both.
     assert theirs in await in_top(chat, "other") and mine in await in_top(chat, "other")
