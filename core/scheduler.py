@@ -115,29 +115,25 @@ def _guarded(
 def build(core: Core) -> Scheduler:
     scheduler = Scheduler()
     tick = core.settings.scheduler_tick_seconds
-    jobs = {"digests": digest_tick, "notifications": notification_tick, "best-of": best_of_tick, "bans": end_bans}
-    for name, job in jobs.items():
+    every = {  # name: (job, seconds between runs)
+        "digests": (digest_tick, tick),
+        "notifications": (notification_tick, tick),
+        "best-of": (best_of_tick, tick),
+        "bans": (end_bans, tick),
+        "prune": (prune, 6 * 3600),
+        "purge": (purge_deleted, 3600),
+    }
+    for name, (job, seconds) in every.items():
         scheduler.add_job(
             _guarded(name, job, core, scheduler),
             "interval",
-            seconds=tick,
+            seconds=seconds,
             id=name,
             name=name,
             coalesce=True,
             max_instances=1,
-            next_run_time=utcnow(),
-        )
-    # Also at start: on the interval alone, a process restarted more often than that never purged.
-    housekeeping = {"prune": (prune, 6), "purge": (purge_deleted, 1)}
-    for name, (job, hours) in housekeeping.items():
-        scheduler.add_job(
-            _guarded(name, job, core, scheduler),
-            "interval",
-            hours=hours,
-            id=name,
-            name=name,
-            coalesce=True,
-            max_instances=1,
+            # Every job also runs at start: on the interval alone, a process restarted more often
+            # than the purge's hour would never purge.
             next_run_time=utcnow(),
         )
     return scheduler
