@@ -218,13 +218,11 @@ class PostRenderer:
 
     @staticmethod
     async def _shown_before(session: AsyncSession, delivery: Delivery, post_id: int, round_: int) -> bool:
+        """Whether a publication of an earlier round still shows the post in this row's chat."""
         if round_ == 0:
             return False
-        keys = [publication_key(delivery.platform, delivery.chat_id, post_id, r) for r in range(round_)]
-        found = await session.scalar(
-            select(Delivery.id).where(Delivery.key.in_(keys), Delivery.status == LIVE).limit(1)
-        )
-        return found is not None
+        here = [(delivery.platform, delivery.chat_id)]
+        return bool(await _shown(session, here, {post_id: round_ - 1}, (LIVE,)))
 
     async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
         if payload.get("gone"):  # in the same transaction as the removal is marked sent
