@@ -3,50 +3,29 @@ once per run and emptied after every test."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from core.app import Core, bootstrap
 from core.config import Settings
 from core.db import create_engine, is_sqlite
 from core.migrate import upgrade
 from core.models import Base
+from tests.databases import TEST_DATABASE_URL, create_pg_database, drop_pg_database
 from tests.fakes.discord_api import discord_api  # noqa: F401
 from tests.fakes.openai_server import fake_openai  # noqa: F401  (fixtures, for every test module)
 from tests.fakes.telegram_api import api, bot  # noqa: F401
 from tests.processes import own_db  # noqa: F401  (a database for tests that start processes)
 from tests.support import Chat
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-
-
-async def _create_pg_database(url: str) -> str:
-    """A throwaway database per run, so parallel runs on one server never meet."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_pg_database(url: str, scratch: str) -> None:
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(scratch).database}" WITH (FORCE)'))
-    await admin.dispose()
-
 
 @pytest.fixture(scope="session")
 async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     if TEST_DATABASE_URL:
-        url = await _create_pg_database(TEST_DATABASE_URL)
+        url = await create_pg_database(TEST_DATABASE_URL)
     else:
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     engine = create_engine(url)
@@ -54,7 +33,7 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     await engine.dispose()
     yield url
     if TEST_DATABASE_URL:
-        await _drop_pg_database(TEST_DATABASE_URL, url)
+        await drop_pg_database(TEST_DATABASE_URL, url)
 
 
 async def empty_tables(url: str) -> None:

@@ -1,5 +1,5 @@
-"""Several `python -m bots serve --roles ...` processes on one database of their own, for the
-scale-out tests (tests/core/test_scale.py)."""
+"""The real program (`python -m bots`, with any roles) as processes on a database of their own, for the
+scale-out tests (tests/core/test_scale.py) and the crash tests (tests/telegram/test_crash_delivery.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+from tests.databases import TEST_DATABASE_URL, fresh_database
+
 ROOT = Path(__file__).resolve().parent.parent
 OWN_SETTINGS = (
     "TELEGRAM_",
@@ -34,16 +35,8 @@ needs_postgres = pytest.mark.skipif(
 @pytest.fixture
 async def own_db(tmp_path: Path) -> AsyncIterator[str]:
     """A database of the processes' own (the suite's shared one is emptied under running tests)."""
-    if not TEST_DATABASE_URL:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
-        return
-    from tests.conftest import _create_pg_database, _drop_pg_database  # conftest imports this module
-
-    url = await _create_pg_database(TEST_DATABASE_URL)
-    try:
+    async with fresh_database(tmp_path) as url:
         yield url
-    finally:
-        await _drop_pg_database(TEST_DATABASE_URL, url)
 
 
 class Proc:

@@ -6,7 +6,7 @@ import discord.http
 import pytest
 
 from bench import discord_ack
-from tests.conftest import TEST_DATABASE_URL
+from tests.databases import TEST_DATABASE_URL
 
 LABELS = ("floor: /ping (discord.py alone)", "all commands", "/like", "/follow", "/profile", "/feed", "/imagine")
 

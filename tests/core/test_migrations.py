@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,30 +10,19 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from core.db import create_engine
 from core.migrate import downgrade, upgrade
 from core.models import Base
-from tests.conftest import TEST_DATABASE_URL
+from tests.databases import fresh_database
 
 
 @pytest.fixture
 async def empty_url(tmp_path: Path) -> AsyncIterator[str]:
     """A brand-new, empty database of its own (not the suite's shared one)."""
-    if not TEST_DATABASE_URL:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"test_mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with fresh_database(tmp_path) as url:
+        yield url
 
 
 def _tables(connection: Connection) -> set[str]:

@@ -8,21 +8,18 @@ import json
 import re
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from core.db import create_engine
 from core.migrate import alembic_config, upgrade
-from tests.conftest import TEST_DATABASE_URL
 from tests.core.test_migrations import _differences, _version
+from tests.databases import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEN = "'2026-01-01 00:00:00'"
@@ -43,24 +40,6 @@ SCRIPTS = ScriptDirectory.from_config(alembic_config())
 HEAD = SCRIPTS.get_current_head()
 REVISIONS = len(list(SCRIPTS.walk_revisions()))
 VERSION_ROW = re.compile(r"^(INSERT INTO|UPDATE) alembic_version\b", re.IGNORECASE)
-
-
-@asynccontextmanager
-async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
-    """A brand-new empty database: a SQLite file, or a PostgreSQL database of its own."""
-    name = f"test_kill_{uuid.uuid4().hex[:12]}"
-    if not TEST_DATABASE_URL:
-        yield f"sqlite+aiosqlite:///{tmp_path / name}.db"
-        return
-    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 class DyingMigrations:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from core.config import ConfigError, Settings, load_settings
-from tests.conftest import TEST_DATABASE_URL
+from tests.databases import TEST_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"

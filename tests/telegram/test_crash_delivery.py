@@ -5,10 +5,7 @@ the fake Bot API and the fake OpenAI server."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -17,96 +14,61 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_engine
 from core.models import Delivery, GenerationJob
-from tests.conftest import TEST_DATABASE_URL, _create_pg_database, _drop_pg_database
 from tests.fakes.openai_server import FakeOpenAI, slow
 from tests.fakes.telegram_api import FakeTelegramAPI, User
+from tests.processes import Proc, until
 
 ALICE = User(111, "Alice", "alice")
-ROOT = Path(__file__).resolve().parents[2]
-OWN_SETTINGS = ("TELEGRAM_", "OPENAI_", "DISCORD_", "DATABASE_", "MEDIA_", "IMAGE_", "GENERATION_", "ADMINS")
-
-
-@pytest.fixture
-async def program_db(tmp_path: Path) -> AsyncIterator[str]:
-    """A database of the program's own (the suite's shared one is emptied under running tests)."""
-    if not TEST_DATABASE_URL:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'program.db'}"
-        return
-    url = await _create_pg_database(TEST_DATABASE_URL)
-    try:
-        yield url
-    finally:
-        await _drop_pg_database(TEST_DATABASE_URL, url)
 
 
 class Program:
     """`python -m bots` with the Telegram bot and the OpenAI backend, started and killed at will."""
 
     def __init__(self, api: FakeTelegramAPI, openai: FakeOpenAI, database_url: str, home: Path) -> None:
-        self.api, self.home = api, home
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_SETTINGS)} | {
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": api.token,
-            "TELEGRAM_API_BASE_URL": api.url,
-            "IMAGE_BACKEND": "openai",
-            "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": openai.base_url,
-            "OPENAI_MODERATION": "false",
-            "DATABASE_URL": database_url,
-            "MEDIA_DIR": str(home / "media"),
-            "GENERATION_COOLDOWN_SECONDS": "0",
-            # On PostgreSQL a killed process's job is taken over once its lease has passed (several
-            # processes may share the database); a short lease keeps the restart within the test's wait.
-            "GENERATION_LEASE_SECONDS": "2",
-        }
-        self.process: asyncio.subprocess.Process | None = None
-        self.runs = 0
+        self.api = api
+        self.proc = Proc(
+            "program",
+            home,
+            {
+                "TELEGRAM_BOT_TOKEN": api.token,
+                "TELEGRAM_API_BASE_URL": api.url,
+                "IMAGE_BACKEND": "openai",
+                "OPENAI_API_KEY": "sk-test",
+                "OPENAI_BASE_URL": openai.base_url,
+                "OPENAI_MODERATION": "false",
+                "DATABASE_URL": database_url,
+                "GENERATION_COOLDOWN_SECONDS": "0",
+                # On PostgreSQL a killed process's job is taken over once its lease has passed (several
+                # processes may share the database); a short lease keeps the restart within the test's wait.
+                "GENERATION_LEASE_SECONDS": "2",
+            },
+        )
 
     async def start(self) -> None:
-        self.runs += 1
         mark = len(self.api.calls)
-        log = (self.home / f"run-{self.runs}.log").open("wb")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bots", cwd=self.home, env=self.env, stdout=log, stderr=log
-        )
-        log.close()
+        await self.proc.start()
         # Start-up (imports, migrations) is a few seconds on a quiet machine and far more on a busy one.
         await self.api.wait_for("getUpdates", after=mark, within=90)
 
     async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
+        await self.proc.kill()
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                await self.kill()
+        await self.proc.stop()
 
 
 @pytest.fixture
-async def program(
-    api: FakeTelegramAPI, fake_openai: FakeOpenAI, program_db: str, tmp_path: Path
-) -> AsyncIterator[Program]:
-    running = Program(api, fake_openai, program_db, tmp_path)
+async def program(api: FakeTelegramAPI, fake_openai: FakeOpenAI, own_db: str, tmp_path: Path) -> AsyncIterator[Program]:
+    running = Program(api, fake_openai, own_db, tmp_path)
     yield running
     await running.stop()
 
 
 @pytest.fixture
-async def db(program_db: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(program_db)
+async def db(own_db: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(own_db)
     yield engine
     await engine.dispose()
-
-
-async def until(probe: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
-    async with asyncio.timeout(within):
-        while not await probe():  # noqa: ASYNC110 (the state is in another process)
-            await asyncio.sleep(0.05)
 
 
 async def job_done(db: AsyncEngine) -> bool:
@@ -150,7 +112,7 @@ async def test_killed_while_the_queued_reply_waits_the_restart_sends_the_result_
     api.say(ALICE, "/start")
     await api.wait_for("sendMessage", lambda c: c.chat_id == str(ALICE.id))
     api.say(ALICE, "/imagine a red fox in the snow")
-    await until(lambda: asyncio.sleep(0, bool(fake_openai.image_requests)))
+    await until(lambda: asyncio.sleep(0, bool(fake_openai.image_requests)), within=15)
     assert len(api.calls_of("sendMessage", ALICE.id)) == 1  # the "Queued" reply is still waiting its turn
     await program.kill()
 
@@ -169,14 +131,14 @@ async def test_killed_while_the_photo_waits_in_the_rate_limiter_the_restart_send
     fake_openai.script_images(slow(1.5))
     api.say(ALICE, "/imagine a lighthouse at dusk")
     await api.wait_for("sendMessage", lambda c: c.chat_id == str(ALICE.id) and "Queued" in c.params["text"])
-    await until(lambda: asyncio.sleep(0, bool(fake_openai.image_requests)))
+    await until(lambda: asyncio.sleep(0, bool(fake_openai.image_requests)), within=15)
     # An answer to another command holds Alice's chat while the image is finished: the photo waits its turn.
     api.fail("sendMessage", "slow", chat_id=ALICE.id, delay=60)
     mark = len(api.calls)
     api.say(ALICE, "/help")
     await api.wait_for("sendMessage", lambda c: c.chat_id == str(ALICE.id), after=mark)
-    await until(lambda: job_done(db))
-    await until(lambda: _in(result_row(db), ("claimed", "sending")))
+    await until(lambda: job_done(db), within=15)
+    await until(lambda: _in(result_row(db), ("claimed", "sending")), within=15)
     await asyncio.sleep(0.5)
     assert photos_to(api, ALICE) == []
     await program.kill()
