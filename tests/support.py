@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
 from dataclasses import dataclass
 
 from core.actor import Actor
 from core.app import Core
 from core.models import GenerationJob
-from core.ratelimit import DOUBLE_PRESS_SECONDS
 from core.replies import Reply
 
 
@@ -45,10 +42,3 @@ class Chat:
         job = await self.finish(await self.say(who, f"/imagine {prompt}"))
         assert job.status == "done" and job.post_id is not None, job.error
         return job.post_id
-
-
-def presses_apart(core: Core) -> None:
-    """Every command as if it came a moment after the one before, past the double-tap window: for
-    tests of what repeated presses of one button do, which the rate limiter would otherwise coalesce."""
-    ticks = itertools.count(start=time.monotonic(), step=2 * DOUBLE_PRESS_SECONDS)
-    core.limiter.clock = lambda: next(ticks)

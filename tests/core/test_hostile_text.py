@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
+from bench.commands import presses_apart  # the benchmark's: presses a moment apart, past a double tap
 from bots.console.chat import ConsoleChat
 from core.actor import Actor
 from core.app import OOPS, Core
 from core.models import Person, Post
 from tests.fakes.telegram_api import FakeTelegramAPI, RunningBot, User
-from tests.support import Chat, actor, presses_apart
+from tests.support import Chat, actor
 from tests.telegram.test_telegram_bot import imagine, reply_to
 
 HOSTILE = [

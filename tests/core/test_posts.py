@@ -11,12 +11,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select, update
 
+from bench.commands import presses_apart  # the benchmark's: presses a moment apart, past a double tap
 from core import safety
 from core.feed.ranking import hot_score
 from core.models import GenerationJob, Like, Post, utcnow
 from core.provenance import pixel_hash
 from core.replies import MAX_ACTION_BYTES, Reply
-from tests.support import Chat, actor, presses_apart
+from tests.support import Chat, actor
 
 
 async def purged(chat: Chat) -> None:
