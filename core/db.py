@@ -19,13 +19,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core import sqlite_inline
+
 # WAL lets readers (feeds, profiles) run while a writer commits; NORMAL sync is safe under WAL
-# (a power cut can lose the last commit, never corrupt the file); the busy timeout makes a
-# second writer wait for the lock instead of failing at once with "database is locked".
+# (a power cut can lose the last commit, never corrupt the file). How long a second writer waits for the
+# lock (instead of failing at once with "database is locked") is core.sqlite_inline's BUSY_TIMEOUT_MS: it
+# waits on aiosqlite's thread, never on the event loop's.
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=5000",
     "PRAGMA foreign_keys=ON",
     # SQLite folds the WAL back into the file inside the commit that pushes it past this many pages. The app's
     # Checkpointer does that work off the request path every second; this is only the backstop for when it
@@ -60,41 +62,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         _prepare_sqlite_file(url)
+        if make_url(url).get_driver_name() == "aiosqlite":
+            kwargs.setdefault("module", sqlite_inline.DBAPI())
+            kwargs["connect_args"] = {**sqlite_inline.connect_args(), **kwargs.get("connect_args", {})}
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
-        _skip_idle_ends(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
-
-
-def _skip_idle_ends(engine: AsyncEngine) -> None:
-    """COMMIT and ROLLBACK only when a transaction is open. `sqlite3` opens one before the first write and
-    itself does nothing on commit() or rollback() without one; but aiosqlite hops to its worker thread and back
-    to be told so. A read-only command paid two such hops (the session's commit, then the pool's rollback
-    when the connection is returned), a fifth of a /feed's; a write paid the second. Whether a transaction is
-    open is sqlite3's own flag (SQLite's autocommit state), read without a hop."""
-    dialect = engine.sync_engine.dialect
-    commit, rollback = dialect.do_commit, dialect.do_rollback
-
-    def is_open(connection: Any) -> bool:
-        try:
-            return bool(connection.driver_connection.in_transaction)
-        except Exception:  # closed or not aiosqlite's: let the real call do (or fail) as it would
-            return True
-
-    def do_commit(connection: Any) -> None:
-        if is_open(connection):
-            commit(connection)
-
-    def do_rollback(connection: Any) -> None:
-        if is_open(connection):
-            rollback(connection)
-
-    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import event, insert
 
@@ -23,6 +22,7 @@ from core.db import is_sqlite
 from core.feed.ranking import hot_score
 from core.models import Follow, Post, utcnow
 from tests.conftest import empty_tables
+from tests.core.test_sqlite_inline import on_thread
 from tests.support import actor
 
 POSTS_EACH = 7  # more than a page (5), so the feed has an Older button
@@ -129,33 +129,13 @@ async def test_the_number_does_not_grow_with_the_cards_on_the_page(quiet: Core) 
     assert [await statements_of(quiet, call) for call in ("/feed", "/top")] == with_one
 
 
-@contextmanager
-def hopping() -> Iterator[list[str]]:
-    """Every call aiosqlite runs on its worker thread (a statement is several: cursor, execute, fetch, close)."""
-    hops: list[str] = []
-    real = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", repr(fn)))
-        return await real(self, fn, *args, **kwargs)
-
-    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
-    try:
-        yield hops
-    finally:
-        aiosqlite.Connection._execute = real  # type: ignore[method-assign]
-
-
-async def test_a_read_only_command_neither_commits_nor_rolls_back_on_the_worker_thread(quiet: Core) -> None:
-    """sqlite3 commits or rolls back only an open transaction, and a read opens none: asking aiosqlite to
-    do it anyway cost two hops to its thread and back per command (core.db._skip_idle_ends)."""
+async def test_a_command_on_an_idle_database_never_waits_for_aiosqlites_thread(quiet: Core) -> None:
+    """Nothing holds a lock and every statement is short: all of them run on the event loop's thread
+    (core.sqlite_inline), a read and a write alike, the commit included."""
     if not is_sqlite(quiet.settings.database_url):
         pytest.skip("aiosqlite's worker thread")
     await network(quiet, authors=3)
-    await statements_of(quiet, "/feed")
-    with hopping() as hops:
-        await statements_of(quiet, "/feed")
-    assert "commit" not in hops and "rollback" not in hops, hops
-    with hopping() as hops:
-        await statements_of(quiet, "follow author1")  # a write: one commit, and no rollback after it
-    assert hops.count("commit") == 1 and "rollback" not in hops, hops
+    for call in ("/feed", "follow author1", "like 1", "/profile author2"):
+        with on_thread() as hops:
+            await statements_of(quiet, call)
+        assert hops == [], (call, hops)

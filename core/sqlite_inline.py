@@ -1,0 +1,150 @@
+"""SQLite statements on the event loop's own thread when they are quick, on aiosqlite's thread when they wait.
+
+aiosqlite runs every DBAPI call on a worker thread and wakes the event loop with the answer, and SQLAlchemy's
+adapter makes four such calls per statement (cursor, execute, fetch, close). On these machines one round trip
+to the thread and back costs about 0.1 ms, while the statements a command sends take a few microseconds each
+in SQLite itself: a `/like` spent more time waiting for thread wake-ups than SQLite spent on it.
+
+So a statement runs right where it is called, on the loop's thread, unless it would hold the loop up:
+
+- a lock: run here, SQLite is told not to wait (busy timeout 0). When another connection holds the write lock,
+  SQLite says SQLITE_BUSY before doing anything, and the same statement goes to the worker thread, which waits
+  up to BUSY_TIMEOUT_MS for the lock as before, while the loop serves everyone else;
+- a long read: a SELECT still running after INLINE_BUDGET seconds is interrupted (a progress handler) and
+  run again, from the start, on the worker thread. Only a SELECT: interrupting a write inside a transaction
+  would roll the whole transaction back;
+- many rows at once (`executemany`): always the worker thread, in one hop.
+
+A statement's execute and its fetch are one call, so even on the worker thread it is one hop, not four.
+Everything else (the sqlite3 connection, aiosqlite's thread and its queue, SQLAlchemy's dialect) is as it was.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util.concurrency import await_
+
+BUSY_TIMEOUT_MS = 5000  # how long a statement on the worker thread waits for another connection's write lock
+INLINE_BUDGET = 0.002  # seconds a SELECT may hold the event loop before it moves to the worker thread
+_WATCH_EVERY = 1000  # SQLite virtual machine steps between looks at the clock
+
+T = TypeVar("T")
+
+
+def connect_args() -> dict[str, Any]:
+    """What `sqlite3.connect` needs for this: no waiting for locks on the loop's thread, and a connection
+    that the loop's thread and aiosqlite's may both use (one at a time: aiosqlite's queue and SQLAlchemy's
+    per-connection mutex see to that)."""
+    return {"timeout": 0, "check_same_thread": False}
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def _is_interrupted(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) == sqlite3.SQLITE_INTERRUPT
+
+
+def _is_select(operation: str) -> bool:
+    return operation.lstrip()[:6].upper() == "SELECT"
+
+
+class Connection(aiosqlite.Connection):
+    """aiosqlite's connection, with every call first tried on the caller's thread (see the module's doc)."""
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await self.run(partial(fn, *args, **kwargs))
+
+    async def run(self, fn: Callable[[], T], *, interruptible: bool = False) -> T:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        connection = self._connection
+        if interruptible:
+            deadline = time.perf_counter() + INLINE_BUDGET
+            connection.set_progress_handler(lambda: time.perf_counter() > deadline, _WATCH_EVERY)
+        try:
+            return fn()
+        except sqlite3.OperationalError as error:
+            if not (_is_busy(error) or (interruptible and _is_interrupted(error))):
+                raise
+        finally:
+            if interruptible:
+                connection.set_progress_handler(None, 0)
+        return await self.on_thread(fn)
+
+    async def on_thread(self, fn: Callable[[], T]) -> T:
+        """On aiosqlite's worker thread, waiting for locks as long as BUSY_TIMEOUT_MS."""
+        result: T = await super()._execute(self._waiting, fn)  # type: ignore[no-untyped-call]
+        return result
+
+    def _waiting(self, fn: Callable[[], T]) -> T:
+        connection = self._conn
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            return fn()
+        finally:
+            connection.execute("PRAGMA busy_timeout=0")
+
+
+class _Cursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's cursor over aiosqlite, with the statement and its fetch in one call of `Connection.run`."""
+
+    __slots__ = ()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        connection: Connection = self._connection  # type: ignore[assignment]
+        cursor: sqlite3.Cursor = self._cursor._cursor  # type: ignore[attr-defined]
+
+        def statement() -> list[Any] | None:
+            cursor.execute(operation, () if parameters is None else parameters)
+            return cursor.fetchall() if cursor.description else None
+
+        async with self._adapt_connection._execute_mutex:
+            rows = await connection.run(statement, interruptible=_is_select(operation))
+            if rows is not None:
+                self._rows = collections.deque(rows)
+            return self._cursor
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        connection: Connection = self._connection  # type: ignore[assignment]
+        cursor: sqlite3.Cursor = self._cursor._cursor  # type: ignore[attr-defined]
+
+        def many() -> None:
+            cursor.executemany(operation, seq_of_parameters)
+
+        async with self._adapt_connection._execute_mutex:
+            await connection.on_thread(many)
+            return self._cursor
+
+
+class _AdaptedConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _Cursor
+
+
+class DBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module SQLAlchemy's aiosqlite dialect is given (`create_async_engine(module=...)`)."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+
+    def connect(self, *arg: Any, **kw: Any) -> _AdaptedConnection:
+        database, *rest = arg
+        kw.pop("async_creator_fn", None)
+        connection = Connection(partial(sqlite3.connect, database, *rest, **kw), iter_chunk_size=64)
+        connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own: a thread must not hold up exit
+        # aiosqlite's Connection is not typed as SQLAlchemy's protocol for asyncio drivers, though it is one.
+        return _AdaptedConnection(self, await_(connection))  # type: ignore[arg-type]

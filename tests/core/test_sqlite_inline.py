@@ -1,0 +1,144 @@
+"""core.sqlite_inline: statements run on the loop's thread, and only what must wait goes to aiosqlite's.
+
+The point of running inline is speed; the risk is an event loop held up. These tests hold a real write
+lock from a second sqlite3 connection and send a real long query, and check that the loop kept serving
+(a ticker kept ticking) while the statement waited, and that the answer was right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core import sqlite_inline
+from core.db import create_engine
+
+
+@contextmanager
+def on_thread() -> Iterator[list[str]]:
+    """Every call core.sqlite_inline sends to aiosqlite's worker thread."""
+    hops: list[str] = []
+    real = sqlite_inline.Connection.on_thread
+
+    async def counted(self: sqlite_inline.Connection, fn: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await real(self, fn)
+
+    sqlite_inline.Connection.on_thread = counted  # type: ignore[method-assign]
+    try:
+        yield hops
+    finally:
+        sqlite_inline.Connection.on_thread = real  # type: ignore[method-assign]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    db = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    async with db.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+class Ticker:
+    """Counts how often the event loop got to run it: it stops counting when the loop is held up."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.ticks += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+async def test_a_write_waits_for_another_connections_lock_on_the_worker_thread(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    holder = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    ticker = Ticker()
+
+    async def insert() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+
+    with on_thread() as hops:
+        writing = asyncio.create_task(insert())
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # it waits (inline it would have failed at once: the busy timeout is 0 there)
+        ticks_while_locked = ticker.ticks
+        holder.execute("COMMIT")
+        await writing
+    ticker.stop()
+    holder.close()
+    assert ticks_while_locked >= 10, "the loop was held up while the write waited for the lock"
+    assert "statement" in hops
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+        # and the connection is back to not waiting on the loop's thread
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 0
+
+
+async def test_a_write_still_fails_when_the_lock_is_never_released(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_inline, "BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(Exception, match="database is locked"):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+LONG_COUNT = (
+    "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT :n) SELECT x FROM c)"
+)
+
+
+async def test_a_long_read_moves_to_the_worker_thread_and_gives_the_full_answer(engine: AsyncEngine) -> None:
+    ticker = Ticker()
+    with on_thread() as hops:
+        async with engine.connect() as conn:
+            started = ticker.ticks
+            count = (await conn.execute(text(LONG_COUNT), {"n": 3_000_000})).scalar()
+            ticked = ticker.ticks - started
+    ticker.stop()
+    assert count == 3_000_000
+    assert hops == ["statement"]
+    assert ticked >= 3, "the loop was held up for the whole query"
+
+
+async def test_a_short_read_and_a_write_stay_on_the_loops_thread(engine: AsyncEngine) -> None:
+    with on_thread() as hops:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+            assert (await conn.execute(text(LONG_COUNT), {"n": 10})).scalar() == 10
+    assert hops == []
+
+
+async def test_many_rows_at_once_go_to_the_worker_thread_in_one_call(engine: AsyncEngine) -> None:
+    with on_thread() as hops:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": i} for i in range(1000)])
+    assert hops == ["many"]
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1000
