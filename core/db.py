@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core import sqlite_inline
+from core.models import Base, table
 
 # WAL lets readers (feeds, profiles) run while a writer commits; NORMAL sync is safe under WAL
 # (a power cut can lose the last commit, never corrupt the file). How long a second writer waits for the
@@ -84,10 +86,16 @@ def insert_ignore(session: AsyncSession, table: type, **values: Any) -> Insert:
     return insert(table).values(**values).on_conflict_do_nothing()
 
 
-def insert_ignore_many(session: AsyncSession, table: type) -> Insert:
-    """The same, to execute with a list of rows (one executemany)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing()
+def insert_ignore_many(session: AsyncSession, model: type[Base]) -> Insert:
+    """The same, to execute with a row's values or a list of rows (one executemany). Built once per
+    dialect and table, on the table (not the ORM entity, whose bulk insert returns no row count): the hot
+    commands (a like, a follow) pay neither the building nor its cache key."""
+    return _insert_ignoring(session.get_bind().dialect.name == "postgresql", model)
+
+
+@functools.cache
+def _insert_ignoring(postgres: bool, model: type[Base]) -> Insert:
+    return (pg_insert if postgres else sqlite_insert)(table(model)).on_conflict_do_nothing()
 
 
 def rowcount(result: Result[Any]) -> int:

@@ -8,11 +8,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from core import cards
 from core import visibility as rule
-from core.db import insert_ignore, rowcount
+from core.db import insert_ignore_many, rowcount
 from core.errors import UserError
 from core.feed.ranking import hot_score
 from core.gen.backend import GeneratedImage
-from core.models import Like, Person, Post, utcnow
+from core.models import Like, Person, Post, table, utcnow
 
 
 def parse_post_id(raw: str) -> int:
@@ -122,25 +122,38 @@ async def delete_post(session: AsyncSession, post: Post, *, adjust_parent: bool 
 
 async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool:
     """Likes or unlikes; returns True when the post is now liked. Counts move atomically."""
-    inserted = await session.execute(insert_ignore(session, Like, post_id=post.id, person_id=person.id))
-    if rowcount(inserted) == 1:
+    who = {"post_id": post.id, "person_id": person.id}
+    if rowcount(await session.execute(insert_ignore_many(session, Like), who)) == 1:
         delta, liked = 1, True
-    else:
-        removed = await session.execute(delete(Like).where(Like.post_id == post.id, Like.person_id == person.id))
-        if rowcount(removed) == 0:
-            return await _like_as_it_stands(session, person, post)
+    elif rowcount(await session.execute(_UNLIKE, who)) == 1:
         delta, liked = -1, False
-    count = await session.scalar(
-        update(Post).where(Post.id == post.id).values(like_count=Post.like_count + delta).returning(Post.like_count)
-    )
-    count = int(count or 0)
+    else:
+        return await _like_as_it_stands(session, person, post)
+    count = int(await session.scalar(_ADD_LIKES, {"post_id": post.id, "delta": delta}) or 0)
     hot = hot_score(count, post.created_at)
     # Only if no other press moved the count since ours: then that press writes the score for its count.
-    await session.execute(update(Post).where(Post.id == post.id, Post.like_count == count).values(hot=hot))
+    await session.execute(_SET_HOT, {"post_id": post.id, "count": count, "score": hot})
     # The object shows what we wrote without the ORM writing it again later.
     set_committed_value(post, "like_count", count)
     set_committed_value(post, "hot", hot)
     return liked
+
+
+# A like is the most frequent write: its statements are built once, on the tables (no ORM bookkeeping of
+# objects to synchronise, as there are none to: the post's object is set by hand above).
+_likes, _posts = table(Like), table(Post)
+_UNLIKE = delete(_likes).where(_likes.c.post_id == bindparam("post_id"), _likes.c.person_id == bindparam("person_id"))
+_ADD_LIKES = (
+    update(_posts)
+    .where(_posts.c.id == bindparam("post_id"))
+    .values(like_count=_posts.c.like_count + bindparam("delta"))
+    .returning(_posts.c.like_count)
+)
+_SET_HOT = (
+    update(_posts)
+    .where(_posts.c.id == bindparam("post_id"), _posts.c.like_count == bindparam("count"))
+    .values(hot=bindparam("score"))
+)
 
 
 async def _like_as_it_stands(session: AsyncSession, person: Person, post: Post) -> bool:

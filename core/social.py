@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ScalarSelect, delete, func, select
+from sqlalchemy import ScalarSelect, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import insert_ignore, rowcount
+from core.db import insert_ignore_many, rowcount
 from core.errors import UserError
-from core.models import Follow, Person
+from core.models import Follow, Person, table
 from core.posts import author_stats
 from core.visibility import blocked_between
 
@@ -26,16 +26,20 @@ async def follow(session: AsyncSession, follower: Person, followee: Person, *, b
     if blocked:
         # The same line whoever blocked whom: nobody learns that they were blocked.
         raise UserError(f"You can't follow @{followee.handle}.")
-    result = await session.execute(insert_ignore(session, Follow, follower_id=follower.id, followee_id=followee.id))
-    return rowcount(result) == 1
+    pair = {"follower_id": follower.id, "followee_id": followee.id}
+    return rowcount(await session.execute(insert_ignore_many(session, Follow), pair)) == 1
 
 
 async def unfollow(session: AsyncSession, follower: Person, followee: Person) -> bool:
     """Returns False when not following."""
-    result = await session.execute(
-        delete(Follow).where(Follow.follower_id == follower.id, Follow.followee_id == followee.id)
-    )
-    return rowcount(result) == 1
+    pair = {"follower_id": follower.id, "followee_id": followee.id}
+    return rowcount(await session.execute(_UNFOLLOW, pair)) == 1
+
+
+_follows = table(Follow)
+_UNFOLLOW = delete(_follows).where(
+    _follows.c.follower_id == bindparam("follower_id"), _follows.c.followee_id == bindparam("followee_id")
+)
 
 
 async def is_following(session: AsyncSession, follower_id: int, followee_id: int) -> bool:

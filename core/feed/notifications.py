@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import outbox
@@ -19,7 +19,7 @@ from core.config import Settings
 from core.db import rowcount
 from core.feed.localtime import in_quiet_hours, zone_of
 from core.feed.targets import reachable_targets
-from core.models import Notification, Person
+from core.models import Notification, Person, table
 
 CHUNK = 500
 
@@ -29,20 +29,30 @@ async def record(
 ) -> None:
     """Nobody is notified of their own actions."""
     if recipient_id != actor_id:
-        session.add(Notification(recipient_id=recipient_id, actor_id=actor_id, kind=kind, post_id=post_id))
+        event = {"recipient_id": recipient_id, "actor_id": actor_id, "kind": kind, "post_id": post_id}
+        await session.execute(_RECORD, event)
 
 
 async def withdraw(session: AsyncSession, *, recipient_id: int, actor_id: int, kind: str, post_id: int | None) -> None:
     """An unlike or unfollow before the batch went out: the event is no longer news."""
-    await session.execute(
-        delete(Notification).where(
-            Notification.recipient_id == recipient_id,
-            Notification.actor_id == actor_id,
-            Notification.kind == kind,
-            Notification.post_id.is_(None) if post_id is None else Notification.post_id == post_id,
-            Notification.batched_at.is_(None),
-        )
-    )
+    event = {"recipient_id": recipient_id, "actor_id": actor_id, "kind": kind}
+    if post_id is None:
+        await session.execute(_WITHDRAW_UNPOSTED, event)
+    else:
+        await session.execute(_WITHDRAW, {**event, "post_id": post_id})
+
+
+# Recorded and withdrawn on every like and follow: built once, on the table.
+_notifications = table(Notification)
+_RECORD = insert(_notifications)
+_UNBATCHED = delete(_notifications).where(
+    _notifications.c.recipient_id == bindparam("recipient_id"),
+    _notifications.c.actor_id == bindparam("actor_id"),
+    _notifications.c.kind == bindparam("kind"),
+    _notifications.c.batched_at.is_(None),
+)
+_WITHDRAW = _UNBATCHED.where(_notifications.c.post_id == bindparam("post_id"))
+_WITHDRAW_UNPOSTED = _UNBATCHED.where(_notifications.c.post_id.is_(None))
 
 
 @dataclass(frozen=True, slots=True)
