@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, bindparam, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -170,14 +170,29 @@ async def _like_as_it_stands(session: AsyncSession, person: Person, post: Post) 
     return bool(liked)
 
 
-def author_stats(person_id: int, *, include_private: bool = False) -> Select[int, int]:
+def author_stats(person_id: int | ColumnElement[int], *, include_private: bool = False) -> Select[int, int]:
     """(posts, likes received) over the posts others see, or all not deleted ones for their own profile."""
     query = select(func.count().label("posts"), func.coalesce(func.sum(Post.like_count), 0).label("likes"))
     query = query.where(Post.author_id == person_id)
-    return query.where(Post.status != rule.DELETED if include_private else rule.shown())
+    return query.where(_theirs(include_private))
 
 
-async def latest_posts(session: AsyncSession, person_id: int, *, include_private: bool, limit: int = 5) -> list[Post]:
-    query = select(Post).where(Post.author_id == person_id)
-    query = query.where(Post.status != rule.DELETED if include_private else rule.shown())
-    return list(await session.scalars(query.order_by(Post.id.desc()).limit(limit)))
+def _theirs(include_private: bool) -> ColumnElement[bool]:
+    return Post.status != rule.DELETED if include_private else rule.shown()
+
+
+LATEST = 5  # posts a profile lists
+
+
+async def latest_posts(session: AsyncSession, person_id: int, *, include_private: bool) -> list[Post]:
+    return list(await session.scalars(_LATEST[include_private], {"person_id": person_id}))
+
+
+# Every /profile sends it: built once (with and without the private posts), with the person bound.
+_LATEST = {
+    include_private: select(Post)
+    .where(Post.author_id == bindparam("person_id"), _theirs(include_private))
+    .order_by(Post.id.desc())
+    .limit(LATEST)
+    for include_private in (False, True)
+}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ScalarSelect, bindparam, delete, func, select
+from sqlalchemy import BindParameter, ColumnElement, ScalarSelect, Select, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import insert_ignore_many, rowcount
@@ -71,7 +71,7 @@ async def followers(session: AsyncSession, person: Person, limit: int = LIST_LIM
     return list(rows)
 
 
-def _follow_count_columns(person_id: int) -> tuple[ScalarSelect[int], ScalarSelect[int]]:
+def _follow_count_columns(person_id: int | ColumnElement[int]) -> tuple[ScalarSelect[int], ScalarSelect[int]]:
     followers_count = select(func.count()).where(Follow.followee_id == person_id).scalar_subquery()
     following_count = select(func.count()).where(Follow.follower_id == person_id).scalar_subquery()
     return followers_count, following_count
@@ -93,6 +93,15 @@ class ProfileCounts:
 
 async def profile_counts(session: AsyncSession, person_id: int, *, include_private: bool) -> ProfileCounts:
     """What a profile counts, in one round trip; posts and likes as `core.posts.author_stats` counts them."""
-    stats = author_stats(person_id, include_private=include_private).subquery()
-    row = (await session.execute(select(stats.c.posts, stats.c.likes, *_follow_count_columns(person_id)))).one()
+    row = (await session.execute(_PROFILE_COUNTS[include_private], {"person_id": person_id})).one()
     return ProfileCounts(*(int(value or 0) for value in row))
+
+
+def _profile_counts_query(include_private: bool) -> Select[int, int, int, int]:
+    person_id: BindParameter[int] = bindparam("person_id")
+    stats = author_stats(person_id, include_private=include_private).subquery()
+    return select(stats.c.posts, stats.c.likes, *_follow_count_columns(person_id))
+
+
+# Every /profile sends it: built once (with and without the private posts), with the person bound.
+_PROFILE_COUNTS = {include_private: _profile_counts_query(include_private) for include_private in (False, True)}
