@@ -13,7 +13,8 @@ So a statement runs right where it is called, on the loop's thread, unless it wo
 - a long read: a SELECT still running after INLINE_BUDGET seconds is interrupted (a progress handler) and
   run again, from the start, on the worker thread. Only a SELECT: interrupting a write inside a transaction
   would roll the whole transaction back;
-- many rows at once (`executemany`): always the worker thread, in one hop.
+- many rows at once (`executemany`) and upkeep (a WAL checkpoint, which copies pages and syncs the file;
+  VACUUM; ANALYZE): always the worker thread, in one hop.
 
 A statement's execute and its fetch are one call, so even on the worker thread it is one hop, not four.
 Everything else (the sqlite3 connection, aiosqlite's thread and its queue, SQLAlchemy's dialect) is as it was.
@@ -60,6 +61,13 @@ def _is_interrupted(error: sqlite3.Error) -> bool:
 
 def _is_select(operation: str) -> bool:
     return operation.lstrip()[:6].upper() == "SELECT"
+
+
+_UPKEEP = ("PRAGMA WAL_CHECKPOINT", "VACUUM", "ANALYZE")
+
+
+def _is_upkeep(operation: str) -> bool:
+    return operation.lstrip().upper().startswith(_UPKEEP)
 
 
 class Connection(aiosqlite.Connection):
@@ -113,7 +121,10 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
             return cursor.fetchall() if cursor.description else None
 
         async with self._adapt_connection._execute_mutex:
-            rows = await connection.run(statement, interruptible=_is_select(operation))
+            if _is_upkeep(operation):
+                rows = await connection.on_thread(statement)
+            else:
+                rows = await connection.run(statement, interruptible=_is_select(operation))
             if rows is not None:
                 self._rows = collections.deque(rows)
             return self._cursor

@@ -142,3 +142,11 @@ async def test_many_rows_at_once_go_to_the_worker_thread_in_one_call(engine: Asy
     assert hops == ["many"]
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1000
+
+
+async def test_a_wal_checkpoint_runs_on_the_worker_thread(engine: AsyncEngine) -> None:
+    """It copies pages back into the file and syncs it: tens of milliseconds the loop must not wait."""
+    with on_thread() as hops:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    assert hops == ["statement"]
