@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -129,10 +129,17 @@ async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool
         delta, liked = -1, False
     else:
         return await _like_as_it_stands(session, person, post)
-    count = int(await session.scalar(_ADD_LIKES, {"post_id": post.id, "delta": delta}) or 0)
-    hot = hot_score(count, post.created_at)
-    # Only if no other press moved the count since ours: then that press writes the score for its count.
-    await session.execute(_SET_HOT, {"post_id": post.id, "count": count, "score": hot})
+    # The new count is most likely the one just read plus ours: its hot score goes in the same statement,
+    # written only if the count is indeed that. If another press moved the count meanwhile, the score for
+    # the count as it now stands is written in a second statement (unless yet another press did it since).
+    expected = post.like_count + delta
+    hot = hot_score(expected, post.created_at)
+    count = int(
+        await session.scalar(_ADD_LIKE, {"post_id": post.id, "delta": delta, "count": expected, "score": hot}) or 0
+    )
+    if count != expected:
+        hot = hot_score(count, post.created_at)
+        await session.execute(_SET_HOT, {"post_id": post.id, "count": count, "score": hot})
     # The object shows what we wrote without the ORM writing it again later.
     set_committed_value(post, "like_count", count)
     set_committed_value(post, "hot", hot)
@@ -143,10 +150,16 @@ async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool
 # objects to synchronise, as there are none to: the post's object is set by hand above).
 _likes, _posts = table(Like), table(Post)
 _UNLIKE = delete(_likes).where(_likes.c.post_id == bindparam("post_id"), _likes.c.person_id == bindparam("person_id"))
-_ADD_LIKES = (
+_ADD_LIKE = (
     update(_posts)
     .where(_posts.c.id == bindparam("post_id"))
-    .values(like_count=_posts.c.like_count + bindparam("delta"))
+    .values(
+        like_count=_posts.c.like_count + bindparam("delta"),
+        # SET sees the row as it was: this is the new count compared with the one expected.
+        hot=case(
+            (_posts.c.like_count + bindparam("delta") == bindparam("count"), bindparam("score")), else_=_posts.c.hot
+        ),
+    )
     .returning(_posts.c.like_count)
 )
 _SET_HOT = (

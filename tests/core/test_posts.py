@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import func, select, update
 
 from bench.commands import presses_apart  # the benchmark's: presses a moment apart, past a double tap
-from core import safety
+from core import people, posts, safety
 from core.feed.ranking import hot_score
 from core.models import GenerationJob, Like, Post, utcnow
 from core.provenance import pixel_hash
@@ -278,6 +278,25 @@ async def test_a_double_press_leaves_the_count_equal_to_the_likes(chat: Chat) ->
     # Which way it ends is a race; that the count matches the likes is not.
     assert stored is not None and stored.like_count == await count(chat, Like) in (0, 1)
     assert stored.hot == pytest.approx(hot_score(stored.like_count, stored.created_at))
+
+
+async def test_a_like_after_another_press_moved_the_count_scores_the_count_as_it_stands(chat: Chat) -> None:
+    """The like's one UPDATE writes the score for the count it expects (the one read, plus one); when
+    another press moved the count between that read and this write, the score follows the real count."""
+    post_id = await chat.post("alice")
+    await chat.say("bob", "/start")
+    async with chat.core.sessions() as session:
+        bob = await people.by_handle(session, "bob")
+        seen = await session.get(Post, post_id)
+        assert seen is not None and seen.like_count == 0
+        async with chat.core.sessions() as other:  # two other likes land after bob's read
+            await other.execute(update(Post).where(Post.id == post_id).values(like_count=2))
+            await other.commit()
+        assert await posts.toggle_like(session, bob, seen)
+        await session.commit()
+    stored = await row(chat, post_id)
+    assert stored is not None and stored.like_count == 3
+    assert stored.hot == pytest.approx(hot_score(3, stored.created_at))
 
 
 async def test_likes_on_someone_elses_private_post_are_refused(chat: Chat) -> None:
