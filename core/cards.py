@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -125,7 +125,18 @@ def post_of_card(text: str | None) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def preview_line(post: Post) -> str:
+class Previewed(Protocol):
+    """A post, or the few columns of one that a preview line shows."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def like_count(self) -> int: ...
+
+
+def preview_line(post: Previewed) -> str:
     prompt = post.prompt if len(post.prompt) <= PROMPT_PREVIEW else post.prompt[: PROMPT_PREVIEW - 1] + "…"
     return f"#{post.id} {prompt} (❤️ {post.like_count})"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import ColumnElement, Select, bindparam, case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -132,7 +134,7 @@ async def toggle_like(session: AsyncSession, person: Person, post: Post) -> bool
     # The new count is most likely the one just read plus ours: its hot score goes in the same statement,
     # written only if the count is indeed that. If another press moved the count meanwhile, the score for
     # the count as it now stands is written in a second statement (unless yet another press did it since).
-    expected = post.like_count + delta
+    expected = max(post.like_count + delta, 0)  # the count read may be stale: an unlike of a like made since
     hot = hot_score(expected, post.created_at)
     count = int(
         await session.scalar(_ADD_LIKE, {"post_id": post.id, "delta": delta, "count": expected, "score": hot}) or 0
@@ -197,13 +199,23 @@ def _theirs(include_private: bool) -> ColumnElement[bool]:
 LATEST = 5  # posts a profile lists
 
 
-async def latest_posts(session: AsyncSession, person_id: int, *, include_private: bool) -> list[Post]:
-    return list(await session.scalars(_LATEST[include_private], {"person_id": person_id}))
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a profile lists of a post (core.cards.preview_line); no need to load the whole post for it."""
+
+    id: int
+    prompt: str
+    like_count: int
+
+
+async def latest_posts(session: AsyncSession, person_id: int, *, include_private: bool) -> list[Preview]:
+    rows = await session.execute(_LATEST[include_private], {"person_id": person_id})
+    return [Preview(*row) for row in rows]
 
 
 # Every /profile sends it: built once (with and without the private posts), with the person bound.
 _LATEST = {
-    include_private: select(Post)
+    include_private: select(Post.id, Post.prompt, Post.like_count)
     .where(Post.author_id == bindparam("person_id"), _theirs(include_private))
     .order_by(Post.id.desc())
     .limit(LATEST)

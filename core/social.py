@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import insert_ignore_many, rowcount
 from core.errors import UserError
-from core.models import Follow, Person, table
+from core.models import Follow, Identity, Person, table
 from core.posts import author_stats
 from core.visibility import blocked_between
 
@@ -89,18 +89,27 @@ class ProfileCounts:
     likes: int  # received
     followers: int
     following: int
+    platforms: tuple[str, ...]  # where the person has an account, sorted
 
 
 async def profile_counts(session: AsyncSession, person_id: int, *, include_private: bool) -> ProfileCounts:
-    """What a profile counts, in one round trip; posts and likes as `core.posts.author_stats` counts them."""
+    """What a profile counts, and the platforms, in one round trip; posts and likes as
+    `core.posts.author_stats` counts them."""
     row = (await session.execute(_PROFILE_COUNTS[include_private], {"person_id": person_id})).one()
-    return ProfileCounts(*(int(value or 0) for value in row))
+    posts, likes, followers, following, platforms = row
+    return ProfileCounts(int(posts or 0), int(likes or 0), int(followers or 0), int(following or 0), _names(platforms))
 
 
-def _profile_counts_query(include_private: bool) -> Select[int, int, int, int]:
+def _names(joined: str | None) -> tuple[str, ...]:
+    return tuple(sorted(name for name in (joined or "").split(",") if name))
+
+
+def _profile_counts_query(include_private: bool) -> Select[int, int, int, int, str]:
     person_id: BindParameter[int] = bindparam("person_id")
     stats = author_stats(person_id, include_private=include_private).subquery()
-    return select(stats.c.posts, stats.c.likes, *_follow_count_columns(person_id))
+    theirs = select(Identity.platform).where(Identity.person_id == person_id).distinct().subquery()
+    platforms = select(func.aggregate_strings(theirs.c.platform, ",")).scalar_subquery()  # names have no comma
+    return select(stats.c.posts, stats.c.likes, *_follow_count_columns(person_id), platforms)
 
 
 # Every /profile sends it: built once (with and without the private posts), with the person bound.

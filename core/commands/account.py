@@ -97,7 +97,7 @@ async def profile_reply(ctx: Context, person: Person, *, blocked: bool) -> Reply
         lines.append(person.bio)
     shown = (plural(counts.posts, "post"), plural(counts.followers, "follower"), f"{counts.following} following")
     lines.append(" · ".join(shown) + f" · {plural(counts.likes, 'like')} received")
-    lines.append("On: " + ", ".join(linking.platform_name(p) for p in await linking.platforms(ctx.session, person.id)))
+    lines.append("On: " + ", ".join(linking.platform_name(p) for p in counts.platforms))
     if blocked:
         lines.append(f"🚫 You block @{person.handle}: /unblock @{person.handle} to see their posts.")
     elif not see:
