@@ -120,9 +120,7 @@ class Core:
             on_published=self._published,
             on_committed=self.outbox.wake,
             breaker=self.breaker,
-            sign=lambda data, post, author, pixels: self.signer.sign(
-                data, post.id, author, post.prompt, post.parent_id, pixels
-            ),
+            sign=self.signer.sign,
         )
 
     # --- what adapters call ---------------------------------------------------------------

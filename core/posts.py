@@ -77,9 +77,12 @@ async def create_post(
     parent: Post | None = None,
     visibility: str = "public",
     origin: str | None = None,
+    post_id: int | None = None,
 ) -> Post:
+    """`post_id`: an id reserved beforehand (core.gen.queue signs the image with it before the insert)."""
     created = utcnow()
     post = Post(
+        id=post_id,
         author_id=author.id,
         prompt=prompt,
         revised_prompt=image.revised_prompt,

@@ -19,7 +19,7 @@ class MediaStore:
 
     async def save(self, data: bytes, extension: str) -> str:
         """Write the bytes once and return their path relative to the store."""
-        return await asyncio.to_thread(self._save, data, extension)
+        return await asyncio.to_thread(self.save_blocking, data, extension)
 
     @staticmethod
     def name_for(data: bytes, extension: str) -> str:
@@ -29,7 +29,8 @@ class MediaStore:
         digest = hashlib.sha256(data).hexdigest()
         return f"{digest[:2]}/{digest}.{extension}"
 
-    def _save(self, data: bytes, extension: str) -> str:
+    def save_blocking(self, data: bytes, extension: str) -> str:
+        """`save` in the calling thread (call from a thread)."""
         relative = self.name_for(data, extension)
         if not self.path(relative).exists():
             self.write_named(relative, data)

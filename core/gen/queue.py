@@ -25,26 +25,30 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import posts
 from core.db import rowcount
 from core.feed import notifications
 from core.gen.backend import GenerationError
-from core.gen.service import ImageService, StoredImage
+from core.gen.service import ImageService, MadeImage
 from core.models import GenerationJob, Person, Post, utcnow
 
 log = logging.getLogger(__name__)
 
 JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
-# Embeds the provenance signature in a new post's image (blocking): (image bytes, post, author handle,
-# the pixels' hash when already known).
-Sign = Callable[[bytes, Post, str, str | None], bytes]
+# Embeds the provenance signature in a new post's image (blocking): (image bytes, post id, author handle,
+# prompt, parent post id, the pixels' hash); core.provenance.Signer.sign.
+Sign = Callable[[bytes, int, str, str, int | None, str | None], bytes]
 PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 120.0
 QUOTA_NOTE = " Your quota was not used."
 CLAIM_TRIES = 4  # candidates looked at per claim when their people turn out to be at their limit
+POST_ID_TRIES = 3  # post ids reserved for one result when another writer takes them meanwhile
+# The posts' sequence on PostgreSQL (a BIGSERIAL column), for ids reserved before the insert.
+_NEXT_POST_ID = select(func.nextval(func.pg_get_serial_sequence(Post.__tablename__, "id")))
 
 
 def gave_up(attempts: int) -> str:
@@ -83,11 +87,11 @@ def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
-def origin_of(job: GenerationJob, stored: StoredImage) -> str | None:
+def origin_of(job: GenerationJob, made: MadeImage) -> str | None:
     """What the post's image started from (core.models.Post.origin)."""
     if job.source_kind is None:
         return None
-    if stored.from_source:
+    if made.from_source:
         return "upload" if job.source_kind == "upload" else "image"
     return "prompt-only"
 
@@ -124,6 +128,7 @@ class GenerationQueue:
         self._one_writer = bind is not None and bind.dialect.name == "sqlite"
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
 
     async def start(self) -> None:
         await self.recover()
@@ -335,7 +340,7 @@ class GenerationQueue:
             async with self.sessions() as session:
                 author = await session.scalar(select(Person.handle).where(Person.id == job.person_id)) or ""
             source = await self._source(job)
-            stored = await asyncio.wait_for(
+            made = await asyncio.wait_for(
                 self.images.create(job.prompt, job.seed, job.aspect, author, source), self.config.timeout + 5
             )
         except TimeoutError:
@@ -352,7 +357,7 @@ class GenerationQueue:
         if self.breaker is not None:
             self.breaker.record(outcome)
         if outcome is None:
-            await self._complete(job, stored)
+            await self._complete(job, made, author)
         elif isinstance(outcome, GenerationError):
             await self._failed(job, str(outcome), retryable=outcome.retryable, retry_after=outcome.retry_after)
         else:
@@ -371,8 +376,30 @@ class GenerationQueue:
     def _owned(self, job: GenerationJob) -> list[ColumnElement[bool]]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
 
-    async def _complete(self, job: GenerationJob, stored: StoredImage) -> None:
+    async def _complete(self, job: GenerationJob, made: MadeImage, handle: str) -> None:
+        """The post, and the job marked done, in one transaction. The file work (signing, the fsync'd
+        save) is done before it, with the post's id reserved, so on SQLite the one writer's turn holds
+        only the statements."""
+        for _ in range(POST_ID_TRIES):
+            post_id = await self._reserve_post_id() if self.sign is not None else None
+            path = await self._store(made, post_id, handle, job.prompt, job.parent_id)
+            try:
+                await self._commit_post(job, made, post_id, path, handle)
+            except IntegrityError:
+                # Another writer (not this queue) took the reserved id: reserve another one.
+                if post_id is None or not await self._post_id_taken(post_id):
+                    raise
+                log.info("post id %s was taken meanwhile; signing generation job %s again", post_id, job.id)
+                await self.images.media.delete(path)
+                continue
+            return
+        raise RuntimeError(f"generation job {job.id}: every post id reserved for it was taken meanwhile")
+
+    async def _commit_post(
+        self, job: GenerationJob, made: MadeImage, post_id: int | None, path: str, handle: str
+    ) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()
+        stale: str | None = None  # our file, when no post of ours uses it
         async with turn, self.sessions() as session:
             # Read through the job's row, not the copy loaded at claim time: a merge of two accounts
             # (core.merging) may have moved the job to another person meanwhile.
@@ -384,17 +411,21 @@ class GenerationQueue:
             parent = await session.get(Post, job.parent_id) if job.parent_id else None
             if author is None:
                 return
+            parent_id = parent.id if parent is not None else None
+            if post_id is not None and (author.handle, parent_id) != (handle, job.parent_id):
+                # Rare: a merge moved the job, a rename, or the parent went away since the file was signed.
+                stale, path = path, await self._store(made, post_id, author.handle, job.prompt, parent_id)
             post = await posts.create_post(
                 session,
                 author,
                 job.prompt,
-                stored.image,
-                stored.path,
+                made.image,
+                path,
                 parent=parent,
                 visibility=job.visibility,
-                origin=origin_of(job, stored),
+                origin=origin_of(job, made),
+                post_id=post_id,
             )
-            unsigned = await self._sign(session, post, author.handle, stored)
             finished = await session.scalar(
                 update(GenerationJob)
                 .where(*self._owned(job))
@@ -406,31 +437,55 @@ class GenerationQueue:
                 # Another worker took this job over (a restart while we ran): its post is the one.
                 await session.rollback()
                 log.warning("generation job %s was taken over; dropping our result", job.id)
-                return
-            await self.on_progress(session, finished)
-            if parent is not None and post.is_public:  # a private remix is not the parent author's news
-                await self._tell_ancestors(session, post, parent)
-            if post.is_public:
-                await self.on_published(session, post)
-            await session.commit()
-        if unsigned is not None:
-            await self.images.media.delete(unsigned)
-        self.on_committed()
+                stale = path if post_id is not None else stale  # signed with our post id: no other post has it
+            else:
+                await self.on_progress(session, finished)
+                if parent is not None and post.is_public:  # a private remix is not the parent author's news
+                    await self._tell_ancestors(session, post, parent)
+                if post.is_public:
+                    await self.on_published(session, post)
+                await session.commit()
+        if stale is not None:
+            await self.images.media.delete(stale)
+        if finished is not None:
+            self.on_committed()
 
-    async def _sign(self, session: AsyncSession, post: Post, handle: str, stored: StoredImage) -> str | None:
-        """Give the post its signed image (the signature names the post, so it comes after the insert);
-        returns the unsigned file when no post uses it any more."""
-        if self.sign is None:
-            return None
-        media, sign = self.images.media, self.sign
-        data = await asyncio.to_thread(media.path(stored.path).read_bytes)
-        signed = await asyncio.to_thread(sign, data, post, handle, stored.pixels)
-        if signed == data:
-            return None
-        post.image_path = await media.save(signed, stored.image.extension)
-        await session.flush()
-        shared = await session.scalar(select(Post.id).where(Post.image_path == stored.path).limit(1))
-        return stored.path if shared is None else None
+    async def _store(
+        self, made: MadeImage, post_id: int | None, handle: str, prompt: str, parent_id: int | None
+    ) -> str:
+        """The image's file, signed for post `post_id` when signing is on: signed from the bytes in
+        memory and saved (fsync'd) in one thread hop."""
+        sign, media, image = self.sign, self.images.media, made.image
+
+        def signed_and_saved() -> str:
+            data = image.data
+            if sign is not None and post_id is not None:
+                data = sign(data, post_id, handle, prompt, parent_id, made.pixels)
+            return media.save_blocking(data, image.extension)
+
+        return await asyncio.to_thread(signed_and_saved)
+
+    async def _reserve_post_id(self) -> int:
+        """An id for the next post, taken before its insert so that its image can be signed outside the
+        write transaction. SQLite has one process (core.roles): the ids are counted here, from the
+        highest one stored. PostgreSQL: the posts' own sequence, shared by every process."""
+        if self._one_writer:
+            if self._last_post_id is None:
+                async with self.sessions() as session:
+                    highest = await session.scalar(select(func.max(Post.id))) or 0
+                # max(): another worker may have read and counted on meanwhile.
+                self._last_post_id = max(self._last_post_id or 0, highest)
+            self._last_post_id += 1
+            return self._last_post_id
+        async with self.sessions() as session:
+            reserved = (await session.execute(_NEXT_POST_ID)).scalar_one()
+        return int(reserved)
+
+    async def _post_id_taken(self, post_id: int) -> bool:
+        async with self.sessions() as session:
+            taken = await session.scalar(select(Post.id).where(Post.id == post_id)) is not None
+        self._last_post_id = None  # count on from the highest id stored now
+        return taken
 
     async def _tell_ancestors(self, session: AsyncSession, post: Post, parent: Post) -> None:
         """The parent's author hears of the remix; the grandparent's (the original of a remix of a remix)

@@ -13,11 +13,12 @@ from core.provenance import pixel_hash
 
 
 @dataclass(frozen=True, slots=True)
-class StoredImage:
+class MadeImage:
+    """A publishable image, not stored yet: the queue stores it once, signed (core.gen.queue)."""
+
     image: GeneratedImage
-    path: str  # relative to the media store
+    pixels: str  # core.provenance.pixel_hash, worked out here, off the queue's write turn
     from_source: bool = False  # the backend started from the given picture
-    pixels: str | None = None  # core.provenance.pixel_hash, worked out here, off the queue's write turn
 
 
 class ImageService:
@@ -32,15 +33,18 @@ class ImageService:
     def edits(self) -> bool:
         return bool(getattr(self.backend, "edits", False))
 
-    async def create(
-        self, prompt: str, seed: int, aspect: str, author: str, source: bytes | None = None
-    ) -> StoredImage:
-        """`source`, a picture to start from, is used when the backend can; else the prompt alone."""
+    async def create(self, prompt: str, seed: int, aspect: str, author: str, source: bytes | None = None) -> MadeImage:
+        """`source`, a picture to start from, is used when the backend can; else the prompt alone.
+        Not stored: the signature that goes into the file names the post, which the caller makes."""
         width, height = self.size_for(aspect)
         start = source if self.edits else None
         generated = await self.backend.generate(ImageRequest(prompt, seed, width, height, author, source=start))
         # Whatever the backend sent, the stored image is one every platform can show (or the job fails).
-        image = await asyncio.to_thread(publishable, generated)
-        path = await self.media.save(image.data, image.extension)
-        pixels = await asyncio.to_thread(pixel_hash, image.data)
-        return StoredImage(image, path, from_source=start is not None, pixels=pixels)
+        # One thread hop for both: each hop costs the event loop a round of scheduling.
+        image, pixels = await asyncio.to_thread(_publishable_with_hash, generated)
+        return MadeImage(image, pixels, from_source=start is not None)
+
+
+def _publishable_with_hash(generated: GeneratedImage) -> tuple[GeneratedImage, str]:
+    image = publishable(generated)
+    return image, pixel_hash(image.data)

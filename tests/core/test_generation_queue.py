@@ -16,10 +16,11 @@ from core.config import Settings
 from core.gen.backend import GeneratedImage, GenerationError, ImageRequest
 from core.gen.local import LocalBackend
 from core.messenger import MessageRef
-from core.models import GenerationJob, Post, utcnow
+from core.models import GenerationJob, Person, Post, utcnow
+from core.provenance import Claim, pixel_hash
 from core.replies import Reply
 from tests.conftest import empty_tables
-from tests.fakes.platform import person_id
+from tests.fakes.platform import add_post, person_id
 from tests.support import Chat, actor
 
 
@@ -298,11 +299,11 @@ async def test_a_crash_inside_a_job_requeues_it_and_the_worker_carries_on(make_c
     original = core.queue._complete
     crashes = []
 
-    async def complete_once_broken(job, stored):  # the database goes away at the worst moment, once
+    async def complete_once_broken(job, made, handle):  # the database goes away at the worst moment, once
         if not crashes:
             crashes.append(job.id)
             raise ConnectionError("database connection lost")
-        await original(job, stored)
+        await original(job, made, handle)
 
     monkeypatch.setattr(core.queue, "_complete", complete_once_broken)
     chat = Chat(core)
@@ -380,3 +381,65 @@ async def test_a_persons_quota_day_is_their_own_local_day(chat: Chat) -> None:
     quota = await chat.text("alice", "/quota")
     assert "made 1 of " in quota  # the job a minute before her midnight was yesterday's
     assert "resets at midnight, Pacific/Kiritimati time" in quota
+
+
+async def signed_claim(core: Core, post_id: int) -> Claim:
+    """What the post's image file says of itself, checked against the key and the pixels."""
+    async with core.sessions() as session:
+        post = await session.get(Post, post_id)
+    assert post is not None
+    data = core.media.path(post.image_path).read_bytes()
+    verdict = core.signer.verify(data)
+    assert verdict is not None and verdict.made_here and not verdict.altered, verdict
+    assert verdict.claim is not None and verdict.claim.pixels == pixel_hash(data)
+    return verdict.claim
+
+
+def stored_files(core: Core) -> set[str]:
+    return {str(path.relative_to(core.media.root)) for path in core.media.root.rglob("*") if path.is_file()}
+
+
+async def test_the_image_is_stored_once_signed_for_its_post(make_core) -> None:
+    core = await make_core(ScriptedBackend())
+    job = await Chat(core).finish(await Chat(core).say("alice", "/imagine a signed fox"))
+    assert job.post_id is not None
+    claim = await signed_claim(core, job.post_id)
+    assert claim == Claim(job.post_id, "alice", "a signed fox", None, claim.pixels)
+    async with core.sessions() as session:
+        post = await session.get(Post, job.post_id)
+    assert post is not None and stored_files(core) == {post.image_path}  # no unsigned copy, no leftovers
+
+
+async def test_a_post_id_another_writer_took_meanwhile_is_not_signed_into_the_image(make_core) -> None:
+    core = await make_core(ScriptedBackend())
+    chat = Chat(core)
+    first = await chat.post("alice", "a first fox")
+    # A post written the ordinary way (not by the queue) takes the next id: on SQLite, the one the queue
+    # counted on for its next post; on PostgreSQL the sequence hands the two different ids anyway.
+    other = await add_post(core, "alice", utcnow())
+    second = await chat.post("alice", "a second fox")
+    assert len({first, other, second}) == 3
+    claim = await signed_claim(core, second)
+    assert (claim.post, claim.author, claim.prompt) == (second, "alice", "a second fox")
+    assert await count(core, Post) == 3
+
+
+async def test_an_author_renamed_while_the_image_is_made_is_named_in_its_signature(make_core) -> None:
+    backend = ScriptedBackend()
+    backend.gate = asyncio.Event()
+    core = await make_core(backend)
+    chat = Chat(core)
+    replies = await chat.say("alice", "/imagine a renamed fox")
+    await until(lambda: _value(backend.calls), 1)  # the worker has read the author's handle
+    alice = await person_id(core, "alice")
+    async with core.sessions() as session:
+        await session.execute(update(Person).where(Person.id == alice).values(handle="alicia"))
+        await session.commit()
+    backend.gate.set()
+    job = await chat.finish(replies)
+    assert job.status == "done" and job.post_id is not None
+    claim = await signed_claim(core, job.post_id)
+    assert (claim.post, claim.author, claim.prompt, claim.parent) == (job.post_id, "alicia", "a renamed fox", None)
+    async with core.sessions() as session:
+        post = await session.get(Post, job.post_id)
+    assert post is not None and stored_files(core) == {post.image_path}  # the file signed for @alice is gone
