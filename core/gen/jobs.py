@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, true, update
+from sqlalchemy import Integer, String, Update, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cards import plural
 from core.db import insert_ignore, rowcount
 from core.errors import UserError
-from core.models import GenerationJob, Person, utcnow
+from core.models import GenerationJob, Person, UTCDateTime, utcnow
 
 ACTIVE = ("queued", "running")
 
@@ -48,20 +48,50 @@ def day_start(now: datetime, zone: str) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# The statements of a request, built once with their values as parameters: building a statement and its
+# cache key cost about as much as SQLite spends running it, and /imagine sends five.
+_USED_TODAY = (
+    select(func.count())
+    .select_from(GenerationJob)
+    .where(
+        GenerationJob.person_id == bindparam("person", type_=Integer),
+        or_(
+            GenerationJob.status.in_(ACTIVE),
+            (GenerationJob.status == "done") & (GenerationJob.finished_at >= bindparam("start", type_=UTCDateTime())),
+        ),
+    )
+)
+_BY_KEY = select(GenerationJob).where(GenerationJob.idempotency_key == bindparam("key", type_=String))
+_AHEAD = (
+    select(func.count())
+    .select_from(GenerationJob)
+    .where(GenerationJob.status == "queued", GenerationJob.id < bindparam("job", type_=Integer))
+)
+
+
+def _cooldown_taken(cooled: bool) -> Update:
+    """The person's row stamped with the request's time, if their cooldown is over (when there is one)."""
+    now = bindparam("now", type_=UTCDateTime())
+    due = (
+        or_(Person.last_generation_at.is_(None), Person.last_generation_at <= bindparam("cutoff", type_=UTCDateTime()))
+        if cooled
+        else true()
+    )
+    return (
+        update(Person)
+        .where(Person.id == bindparam("person", type_=Integer), due)
+        .values(last_generation_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_TAKE_COOLDOWN = {cooled: _cooldown_taken(cooled) for cooled in (False, True)}
+
+
 async def quota_status(session: AsyncSession, person_id: int, limit: int | None, zone: str) -> QuotaStatus:
     """Done today plus still in flight; failed jobs never count."""
     start = day_start(utcnow(), zone)
-    used = await session.scalar(
-        select(func.count())
-        .select_from(GenerationJob)
-        .where(
-            GenerationJob.person_id == person_id,
-            or_(
-                GenerationJob.status.in_(ACTIVE),
-                (GenerationJob.status == "done") & (GenerationJob.finished_at >= start),
-            ),
-        )
-    )
+    used = await session.scalar(_USED_TODAY, {"person": person_id, "start": start})
     # Aware arithmetic on a ZoneInfo datetime is wall-clock: this is the next local midnight, DST or not.
     return QuotaStatus(int(used or 0), limit, start + timedelta(days=1))
 
@@ -71,13 +101,7 @@ async def take_cooldown(session: AsyncSession, person: Person, cooldown: float) 
     until commit, serialises one person's concurrent requests so the quota count below is exact."""
     now = utcnow()
     cutoff = now - timedelta(seconds=cooldown)
-    due = or_(Person.last_generation_at.is_(None), Person.last_generation_at <= cutoff) if cooldown > 0 else true()
-    result = await session.execute(
-        update(Person)
-        .where(Person.id == person.id, due)
-        .values(last_generation_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    result = await session.execute(_TAKE_COOLDOWN[cooldown > 0], {"person": person.id, "now": now, "cutoff": cutoff})
     if rowcount(result) == 0:
         last = await session.scalar(select(Person.last_generation_at).where(Person.id == person.id))
         wait = max(1, int(((last or now) + timedelta(seconds=cooldown) - now).total_seconds() + 0.999))
@@ -85,7 +109,7 @@ async def take_cooldown(session: AsyncSession, person: Person, cooldown: float) 
 
 
 async def existing_job(session: AsyncSession, key: str) -> GenerationJob | None:
-    return await session.scalar(select(GenerationJob).where(GenerationJob.idempotency_key == key))
+    return await session.scalar(_BY_KEY, {"key": key})
 
 
 async def enqueue(
@@ -110,7 +134,8 @@ async def enqueue(
                 f"You have used all {plural(quota, 'image')} for today. "
                 f"More at {status.resets_at.strftime('%H:%M %Z')}; see /quota."
             )
-    await session.execute(
+    # The new row comes back from the INSERT; none comes back when a repeated request got in first.
+    job = await session.scalar(
         insert_ignore(
             session,
             GenerationJob,
@@ -129,18 +154,15 @@ async def enqueue(
             attempts=0,
             not_before=utcnow(),
             created_at=utcnow(),
-        )
+        ).returning(GenerationJob)
     )
-    job = await existing_job(session, key)
+    if job is None:
+        job = await existing_job(session, key)
     assert job is not None
     return job
 
 
 async def queue_position(session: AsyncSession, job: GenerationJob) -> int:
     """1 for the next job to start."""
-    ahead = await session.scalar(
-        select(func.count())
-        .select_from(GenerationJob)
-        .where(GenerationJob.status == "queued", GenerationJob.id < job.id)
-    )
+    ahead = await session.scalar(_AHEAD, {"job": job.id})
     return int(ahead or 0) + 1

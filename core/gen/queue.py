@@ -24,16 +24,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import posts
 from core.db import rowcount
 from core.feed import notifications
 from core.gen.backend import GenerationError
 from core.gen.service import ImageService, MadeImage
-from core.models import GenerationJob, Person, Post, utcnow
+from core.models import GenerationJob, Person, Post, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,30 @@ CLAIM_TRIES = 4  # candidates looked at per claim when their people turn out to 
 POST_ID_TRIES = 3  # post ids reserved for one result when another writer takes them meanwhile
 # The posts' sequence on PostgreSQL (a BIGSERIAL column), for ids reserved before the insert.
 _NEXT_POST_ID = select(func.nextval(func.pg_get_serial_sequence(Post.__tablename__, "id")))
+# A completion's statements, built once with the job as a parameter: building them cost about as much as
+# running them, inside SQLite's one writer's turn.
+_AUTHOR_OF_JOB = (
+    select(Person)
+    .join(GenerationJob, GenerationJob.person_id == Person.id)
+    .where(GenerationJob.id == bindparam("job", type_=Integer))
+)
+_DONE = (
+    update(GenerationJob)
+    .where(
+        GenerationJob.id == bindparam("job", type_=Integer),
+        GenerationJob.status == "running",
+        GenerationJob.worker == bindparam("owner", type_=String),
+    )
+    .values(
+        status="done",
+        post_id=bindparam("post", type_=Integer),
+        finished_at=bindparam("at", type_=UTCDateTime()),
+        error=None,
+        lease_until=None,
+    )
+    .returning(GenerationJob)
+    .execution_options(synchronize_session=False)
+)
 
 
 def gave_up(attempts: int) -> str:
@@ -128,6 +153,7 @@ class GenerationQueue:
         self._one_writer = bind is not None and bind.dialect.name == "sqlite"
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._sqlite_claim: ReturningUpdate[GenerationJob] | None = None  # built on first use (_claim_in_one_statement)
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
 
     async def start(self) -> None:
@@ -225,44 +251,87 @@ class GenerationQueue:
             self._idle.remove(signal)
 
     async def _claim(self) -> GenerationJob | None:
-        async with self._claim_lock, self.sessions() as session:
+        # The session outside the lock: closing a session yields to the event loop (SQLAlchemy closes it in a
+        # task of its own), and every other writer would wait out that round too. It takes no connection
+        # until its first statement, which comes under the lock.
+        async with self.sessions() as session, self._claim_lock:
             await session.connection()
-            full: set[int] = set()  # people found at their limit under their row's lock
-            for _ in range(CLAIM_TRIES):
-                # The clock is read after waiting for the lock and a connection, so a job queued during
-                # that wait (stamped not_before = its enqueue time) is already due.
-                now = utcnow()
-                candidate = (await session.execute(self._candidates(now, full))).first()
-                if candidate is None:
-                    break
-                job_id, person_id = candidate
-                if await self._person_full(session, person_id, job_id, now):
-                    full.add(person_id)
-                    await session.rollback()  # let go of the rows locked for this try
-                    continue
-                job = await session.scalar(
-                    update(GenerationJob)
-                    .where(GenerationJob.id == job_id, self._claimable(now))
-                    .values(
-                        status="running",
-                        worker=self.worker_id,
-                        lease_until=now + timedelta(seconds=self.config.lease),
-                        attempts=GenerationJob.attempts + 1,
-                    )
-                    .returning(GenerationJob)
-                    .execution_options(synchronize_session=False)
-                )
-                if job is not None:
-                    await self.on_progress(session, job)
-                    await session.commit()
-                    self.on_committed()
-                    return job
-                await session.rollback()
+            if self._one_writer:
+                job = await self._claim_in_one_statement(session)
+            else:
+                job = await self._claim_under_row_locks(session)
+            if job is None:
+                await session.commit()
+                return None
+            await self.on_progress(session, job)
             await session.commit()
+        self.on_committed()
+        return job
+
+    async def _claim_in_one_statement(self, session: AsyncSession) -> GenerationJob | None:
+        """SQLite: one UPDATE picks the first claimable job of a person under their limit and takes it.
+        SQLite runs a writing statement under its one write lock, on the newest data, so the candidate,
+        the per-person count and the take are one atomic step: no row locks, no retries."""
+        now = utcnow()  # read after the lock and a connection: a job queued during that wait is already due
+        if self._sqlite_claim is None:
+            # Built once, with the clock and this worker as parameters: building it cost more than running it.
+            at = bindparam("now", type_=UTCDateTime())
+            self._sqlite_claim = (
+                update(GenerationJob)
+                .where(
+                    GenerationJob.id
+                    == self._candidates(at, set(), lock=False).with_only_columns(GenerationJob.id).scalar_subquery()
+                )
+                .values(
+                    status="running",
+                    worker=self.worker_id,
+                    lease_until=bindparam("lease_until", type_=UTCDateTime()),
+                    attempts=GenerationJob.attempts + 1,
+                )
+                .returning(GenerationJob)
+                .execution_options(synchronize_session=False)
+            )
+        lease_until = now + timedelta(seconds=self.config.lease)
+        return await session.scalar(self._sqlite_claim, {"now": now, "lease_until": lease_until})
+
+    async def _claim_under_row_locks(self, session: AsyncSession) -> GenerationJob | None:
+        """PostgreSQL, where other processes claim too: the candidate row is locked (SKIP LOCKED), then
+        the person's row, under which their running jobs are counted."""
+        full: set[int] = set()  # people found at their limit under their row's lock
+        for _ in range(CLAIM_TRIES):
+            # The clock is read after waiting for the lock and a connection, so a job queued during that
+            # wait (stamped not_before = its enqueue time) is already due.
+            now = utcnow()
+            candidate = (await session.execute(self._candidates(now, full))).first()
+            if candidate is None:
+                return None
+            job_id, person_id = candidate
+            if await self._person_full(session, person_id, job_id, now):
+                full.add(person_id)
+                await session.rollback()  # let go of the rows locked for this try
+                continue
+            job = await session.scalar(
+                update(GenerationJob)
+                .where(GenerationJob.id == job_id, self._claimable(now))
+                .values(**self._taken(now))
+                .returning(GenerationJob)
+                .execution_options(synchronize_session=False)
+            )
+            if job is not None:
+                return job
+            await session.rollback()
         return None
 
+    def _taken(self, now: datetime) -> dict[str, object]:
+        return {
+            "status": "running",
+            "worker": self.worker_id,
+            "lease_until": now + timedelta(seconds=self.config.lease),
+            "attempts": GenerationJob.attempts + 1,
+        }
+
     @staticmethod
-    def _claimable(now: datetime) -> ColumnElement[bool]:
+    def _claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
         """Queued and due, or running under a lease that has passed (its worker died)."""
         expired = or_(GenerationJob.lease_until.is_(None), GenerationJob.lease_until < now)
         return or_(
@@ -270,10 +339,12 @@ class GenerationQueue:
             and_(GenerationJob.status == "running", expired),
         )
 
-    def _live(self, now: datetime) -> ColumnElement[bool]:
+    def _live(self, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
         return and_(GenerationJob.status == "running", GenerationJob.lease_until >= now)
 
-    def _candidates(self, now: datetime, full: set[int]) -> Select[int, int]:
+    def _candidates(
+        self, now: datetime | ColumnElement[datetime], full: set[int], *, lock: bool = True
+    ) -> Select[int, int]:
         busy = (
             select(GenerationJob.person_id)
             .where(self._live(now))
@@ -281,14 +352,15 @@ class GenerationQueue:
             .having(func.count() >= self.config.per_person)
         )
         # Columns, not the entity: a job loaded here would stay stale in the session after the UPDATE.
-        return (
+        query = (
             select(GenerationJob.id, GenerationJob.person_id)
-            .where(self._claimable(now), GenerationJob.person_id.not_in(busy), GenerationJob.person_id.not_in(full))
+            .where(self._claimable(now), GenerationJob.person_id.not_in(busy))
+            .where(*([GenerationJob.person_id.not_in(full)] if full else []))
             .order_by(GenerationJob.id)
             .limit(1)
-            # PostgreSQL: pass over the rows other processes are claiming; SQLite renders no lock.
-            .with_for_update(skip_locked=True, of=GenerationJob)
         )
+        # PostgreSQL: pass over the rows other processes are claiming.
+        return query.with_for_update(skip_locked=True, of=GenerationJob) if lock else query
 
     async def _person_full(self, session: AsyncSession, person_id: int, job_id: int, now: datetime) -> bool:
         """The per-person limit as a database rule: the person's row is locked (PostgreSQL) until this
@@ -400,14 +472,10 @@ class GenerationQueue:
     ) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()
         stale: str | None = None  # our file, when no post of ours uses it
-        async with turn, self.sessions() as session:
+        async with self.sessions() as session, turn:  # the session outside the turn: see _claim
             # Read through the job's row, not the copy loaded at claim time: a merge of two accounts
             # (core.merging) may have moved the job to another person meanwhile.
-            author = await session.scalar(
-                select(Person)
-                .join(GenerationJob, GenerationJob.person_id == Person.id)
-                .where(GenerationJob.id == job.id)
-            )
+            author = await session.scalar(_AUTHOR_OF_JOB, {"job": job.id})
             parent = await session.get(Post, job.parent_id) if job.parent_id else None
             if author is None:
                 return
@@ -427,11 +495,7 @@ class GenerationQueue:
                 post_id=post_id,
             )
             finished = await session.scalar(
-                update(GenerationJob)
-                .where(*self._owned(job))
-                .values(status="done", post_id=post.id, finished_at=utcnow(), error=None, lease_until=None)
-                .returning(GenerationJob)
-                .execution_options(synchronize_session=False)
+                _DONE, {"job": job.id, "owner": self.worker_id, "post": post.id, "at": utcnow()}
             )
             if finished is None:
                 # Another worker took this job over (a restart while we ran): its post is the one.
