@@ -44,6 +44,13 @@ from core.turns import ChatTurns
 log = logging.getLogger(__name__)
 
 LINE_UPDATES = 5  # waiting jobs whose place in line is shown anew when a job starts
+# Built once: every claim of a job sends it, in SQLite's one writer's turn.
+_FIRST_SHOWN_IN_LINE = (
+    select(GenerationJob)
+    .where(GenerationJob.status == "queued", GenerationJob.progress_ref.is_not(None))
+    .order_by(GenerationJob.id)
+    .limit(LINE_UPDATES)
+)
 # How long a finished job with no progress message waits for the adapter to report one before its
 # result goes out as a new message (the adapter's reply may wait behind a chat's pacing).
 PROGRESS_GRACE = timedelta(seconds=5)
@@ -331,13 +338,7 @@ class Core:
     async def _move_line_up(self, session: AsyncSession, started: GenerationJob) -> None:
         """A job left the line: the first few waiting see their new place. Only the first few, so a
         long line costs a handful of edits per start, not one per person waiting."""
-        waiting = await session.scalars(
-            select(GenerationJob)
-            .where(GenerationJob.status == "queued", GenerationJob.progress_ref.is_not(None))
-            .order_by(GenerationJob.id)
-            .limit(LINE_UPDATES)
-        )
-        for job in waiting:
+        for job in await session.scalars(_FIRST_SHOWN_IN_LINE):
             await self._edit_progress(session, job, f"job:{job.id}:line:{started.id}:{started.attempts}")
 
     async def _edit_progress(self, session: AsyncSession, job: GenerationJob, key: str) -> None:

@@ -3,13 +3,14 @@
 Any number of processes may run workers on one PostgreSQL database. A job is claimed under a lease
 (queued -> running, stamped with this worker's id and `lease_until`): on PostgreSQL the candidate row
 is locked with FOR UPDATE SKIP LOCKED, so concurrent claimers pass over each other's rows instead of
-queueing behind them; on SQLite (one process) a conditional UPDATE does it. The worker renews the lease
-while the backend works; a running job whose lease has passed belongs to a dead process and the next
-claim takes it over. The per-person limit is counted under a lock on the person's row, so it holds
-across processes. A job is completed in one transaction that creates the post and marks the job done
-only if this worker still owns it, so a retry, a restart or a takeover never makes two posts. Failures that may
-pass (429, 5xx, timeouts) are retried with exponential backoff and jitter, honouring Retry-After;
-the rest fail at once, and a failed job never counts against the quota.
+queueing behind them; on SQLite (one process) one conditional UPDATE does it. The queue renews its
+running jobs' leases (one statement for all of them) while the backend works; a running job whose
+lease has passed belongs to a dead process and the next claim takes it over. The per-person limit is
+counted under a lock on the person's row (PostgreSQL), so it holds across processes, or in the claiming
+statement itself (SQLite). A job is completed in one transaction that creates the post and marks the
+job done only if this worker still owns it, so a retry, a restart or a takeover never makes two posts.
+Failures that may pass (429, 5xx, timeouts) are retried with exponential backoff and jitter, honouring
+Retry-After; the rest fail at once, and a failed job never counts against the quota.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -32,8 +33,8 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from core import posts
 from core.db import rowcount
 from core.feed import notifications
-from core.gen.backend import GenerationError
-from core.gen.service import ImageService, MadeImage
+from core.gen.backend import GeneratedImage, GenerationError
+from core.gen.service import ImageService, StoredImage, publishable_with_hash
 from core.models import GenerationJob, Person, Post, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,11 @@ def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
-def origin_of(job: GenerationJob, made: MadeImage) -> str | None:
+def origin_of(job: GenerationJob, stored: StoredImage) -> str | None:
     """What the post's image started from (core.models.Post.origin)."""
     if job.source_kind is None:
         return None
-    if made.from_source:
+    if stored.from_source:
         return "upload" if job.source_kind == "upload" else "image"
     return "prompt-only"
 
@@ -153,6 +154,8 @@ class GenerationQueue:
         self._one_writer = bind is not None and bind.dialect.name == "sqlite"
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._renewer: asyncio.Task[None] | None = None
+        self._renewer_done = asyncio.Event()
         self._sqlite_claim: ReturningUpdate[GenerationJob] | None = None  # built on first use (_claim_in_one_statement)
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
 
@@ -162,6 +165,8 @@ class GenerationQueue:
         self._tasks = [
             asyncio.create_task(self._work(), name=f"generation-{i}") for i in range(self.config.concurrency)
         ]
+        self._renewer_done = asyncio.Event()
+        self._renewer = asyncio.create_task(self._renew(), name="generation-leases")
 
     async def recover(self) -> int:
         """On SQLite, where only one process may run (core.roles), every running job's worker is
@@ -194,6 +199,10 @@ class GenerationQueue:
             if pending:
                 await self._release_cut_off()
         self._tasks = []
+        if self._renewer is not None:
+            self._renewer_done.set()
+            await asyncio.wait([self._renewer])  # not cancelled: a cancel could cut its commit short
+            self._renewer = None
 
     async def _release_cut_off(self) -> None:
         """Jobs cut off by the stop go back in line at once, not after their lease, for another
@@ -240,7 +249,7 @@ class GenerationQueue:
                 try:
                     # When it is done this worker looks again at once, which also finds a job
                     # that waited for this person's slot.
-                    await self._process_renewing(job)
+                    await self._process(job)
                 except Exception:
                     # A bug or a lost database must not end this worker: the job goes back in line.
                     log.exception("generation job %s crashed its worker; queueing it again", job.id)
@@ -373,35 +382,25 @@ class GenerationQueue:
         )
         return int(running or 0) >= self.config.per_person
 
-    async def _process_renewing(self, job: GenerationJob) -> None:
-        """Run the job while renewing its lease, so no other worker takes it over while it lives."""
-        done = asyncio.Event()
-        renewing = asyncio.create_task(self._renew(job, done), name=f"lease-{job.id}")
-        try:
-            await self._process(job)
-        finally:
-            done.set()
-            await asyncio.wait([renewing])  # not cancelled: a cancel could cut a commit short
-
-    async def _renew(self, job: GenerationJob, done: asyncio.Event) -> None:
-        while not done.is_set():
+    async def _renew(self) -> None:
+        """Every lease / 3, one UPDATE renews the lease of every job this queue is running, so no other
+        worker takes them over while they live. One task and one statement for all of them, instead of a
+        task per job whose start and end cost every job two rounds of the event loop."""
+        while not self._renewer_done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self.config.renew_seconds)
-            if done.is_set():
+                await asyncio.wait_for(self._renewer_done.wait(), self.config.renew_seconds)
+            if self._renewer_done.is_set():
                 return
             try:
                 async with self.sessions() as session:
-                    result = await session.execute(
+                    await session.execute(
                         update(GenerationJob)
-                        .where(*self._owned(job))
+                        .where(GenerationJob.status == "running", GenerationJob.worker == self.worker_id)
                         .values(lease_until=utcnow() + timedelta(seconds=self.config.lease))
                     )
                     await session.commit()
-                if rowcount(result) == 0:
-                    log.warning("generation job %s was taken over by another worker", job.id)
-                    return
-            except Exception:  # the job goes on; a lapsed lease costs at most a result dropped
-                log.exception("could not renew the lease of generation job %s", job.id)
+            except Exception:  # the jobs go on; a lapsed lease costs at most a result dropped
+                log.exception("could not renew the leases of the running generation jobs")
 
     async def _process(self, job: GenerationJob) -> None:
         if self.breaker is not None and not self.breaker.allow():
@@ -412,9 +411,11 @@ class GenerationQueue:
             async with self.sessions() as session:
                 author = await session.scalar(select(Person.handle).where(Person.id == job.person_id)) or ""
             source = await self._source(job)
-            made = await asyncio.wait_for(
+            generated, from_source = await asyncio.wait_for(
                 self.images.create(job.prompt, job.seed, job.aspect, author, source), self.config.timeout + 5
             )
+            post_id = await self._reserve_post_id() if self.sign is not None else None
+            stored = await self._store(generated, from_source, post_id, author, job.prompt, job.parent_id)
         except TimeoutError:
             outcome = GenerationError("The image service took too long to answer.", retryable=True)
         except GenerationError as exc:
@@ -429,7 +430,7 @@ class GenerationQueue:
         if self.breaker is not None:
             self.breaker.record(outcome)
         if outcome is None:
-            await self._complete(job, made, author)
+            await self._complete(job, stored, author)
         elif isinstance(outcome, GenerationError):
             await self._failed(job, str(outcome), retryable=outcome.retryable, retry_after=outcome.retry_after)
         else:
@@ -448,28 +449,25 @@ class GenerationQueue:
     def _owned(self, job: GenerationJob) -> list[ColumnElement[bool]]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
 
-    async def _complete(self, job: GenerationJob, made: MadeImage, handle: str) -> None:
-        """The post, and the job marked done, in one transaction. The file work (signing, the fsync'd
-        save) is done before it, with the post's id reserved, so on SQLite the one writer's turn holds
-        only the statements."""
+    async def _complete(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
+        """The post, and the job marked done, in one transaction. The file work (making it publishable,
+        signing, the fsync'd save) was done before it, with the post's id reserved, so on SQLite the one
+        writer's turn holds only the statements."""
         for _ in range(POST_ID_TRIES):
-            post_id = await self._reserve_post_id() if self.sign is not None else None
-            path = await self._store(made, post_id, handle, job.prompt, job.parent_id)
             try:
-                await self._commit_post(job, made, post_id, path, handle)
+                await self._commit_post(job, stored, handle)
             except IntegrityError:
                 # Another writer (not this queue) took the reserved id: reserve another one.
-                if post_id is None or not await self._post_id_taken(post_id):
+                if stored.post_id is None or not await self._post_id_taken(stored.post_id):
                     raise
-                log.info("post id %s was taken meanwhile; signing generation job %s again", post_id, job.id)
-                await self.images.media.delete(path)
+                log.info("post id %s was taken meanwhile; signing generation job %s again", stored.post_id, job.id)
+                await self.images.media.delete(stored.path)
+                stored = await self._resign(stored, await self._reserve_post_id(), handle, job.prompt, job.parent_id)
                 continue
             return
         raise RuntimeError(f"generation job {job.id}: every post id reserved for it was taken meanwhile")
 
-    async def _commit_post(
-        self, job: GenerationJob, made: MadeImage, post_id: int | None, path: str, handle: str
-    ) -> None:
+    async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()
         stale: str | None = None  # our file, when no post of ours uses it
         async with self.sessions() as session, turn:  # the session outside the turn: see _claim
@@ -480,19 +478,20 @@ class GenerationQueue:
             if author is None:
                 return
             parent_id = parent.id if parent is not None else None
-            if post_id is not None and (author.handle, parent_id) != (handle, job.parent_id):
+            if stored.post_id is not None and (author.handle, parent_id) != (handle, job.parent_id):
                 # Rare: a merge moved the job, a rename, or the parent went away since the file was signed.
-                stale, path = path, await self._store(made, post_id, author.handle, job.prompt, parent_id)
+                stale = stored.path
+                stored = await self._resign(stored, stored.post_id, author.handle, job.prompt, parent_id)
             post = await posts.create_post(
                 session,
                 author,
                 job.prompt,
-                made.image,
-                path,
+                stored.image,
+                stored.path,
                 parent=parent,
                 visibility=job.visibility,
-                origin=origin_of(job, made),
-                post_id=post_id,
+                origin=origin_of(job, stored),
+                post_id=stored.post_id,
             )
             finished = await session.scalar(
                 _DONE, {"job": job.id, "owner": self.worker_id, "post": post.id, "at": utcnow()}
@@ -501,7 +500,8 @@ class GenerationQueue:
                 # Another worker took this job over (a restart while we ran): its post is the one.
                 await session.rollback()
                 log.warning("generation job %s was taken over; dropping our result", job.id)
-                stale = path if post_id is not None else stale  # signed with our post id: no other post has it
+                # Signed with our post id, the file is ours alone.
+                stale = stored.path if stored.post_id is not None else stale
             else:
                 await self.on_progress(session, finished)
                 if parent is not None and post.is_public:  # a private remix is not the parent author's news
@@ -515,19 +515,40 @@ class GenerationQueue:
             self.on_committed()
 
     async def _store(
-        self, made: MadeImage, post_id: int | None, handle: str, prompt: str, parent_id: int | None
+        self,
+        generated: GeneratedImage,
+        from_source: bool,
+        post_id: int | None,
+        handle: str,
+        prompt: str,
+        parent_id: int | None,
+    ) -> StoredImage:
+        """The backend's image made publishable, signed for post `post_id` (when signing is on) from the
+        bytes in memory, and saved (fsync'd): one thread hop for all of it."""
+
+        def blocking() -> StoredImage:
+            image, pixels = publishable_with_hash(generated)
+            path = self._save_signed(image, pixels, post_id, handle, prompt, parent_id)
+            return StoredImage(image, pixels, path, post_id, from_source)
+
+        return await asyncio.to_thread(blocking)
+
+    async def _resign(
+        self, stored: StoredImage, post_id: int, handle: str, prompt: str, parent_id: int | None
+    ) -> StoredImage:
+        def blocking() -> str:
+            return self._save_signed(stored.image, stored.pixels, post_id, handle, prompt, parent_id)
+
+        return replace(stored, path=await asyncio.to_thread(blocking), post_id=post_id)
+
+    def _save_signed(
+        self, image: GeneratedImage, pixels: str, post_id: int | None, handle: str, prompt: str, parent_id: int | None
     ) -> str:
-        """The image's file, signed for post `post_id` when signing is on: signed from the bytes in
-        memory and saved (fsync'd) in one thread hop."""
-        sign, media, image = self.sign, self.images.media, made.image
-
-        def signed_and_saved() -> str:
-            data = image.data
-            if sign is not None and post_id is not None:
-                data = sign(data, post_id, handle, prompt, parent_id, made.pixels)
-            return media.save_blocking(data, image.extension)
-
-        return await asyncio.to_thread(signed_and_saved)
+        """Blocking: call from a thread."""
+        data = image.data
+        if self.sign is not None and post_id is not None:
+            data = self.sign(data, post_id, handle, prompt, parent_id, pixels)
+        return self.images.media.save_blocking(data, image.extension)
 
     async def _reserve_post_id(self) -> int:
         """An id for the next post, taken before its insert so that its image can be signed outside the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from core.gen.backend import GeneratedImage, ImageBackend, ImageRequest
@@ -13,11 +12,13 @@ from core.provenance import pixel_hash
 
 
 @dataclass(frozen=True, slots=True)
-class MadeImage:
-    """A publishable image, not stored yet: the queue stores it once, signed (core.gen.queue)."""
+class StoredImage:
+    """A publishable image in the media store, signed for post `post_id` when signing is on."""
 
     image: GeneratedImage
-    pixels: str  # core.provenance.pixel_hash, worked out here, off the queue's write turn
+    pixels: str  # core.provenance.pixel_hash, worked out off the queue's write turn
+    path: str  # relative to the media store
+    post_id: int | None  # the id reserved for the post the signature names; None: not signed
     from_source: bool = False  # the backend started from the given picture
 
 
@@ -33,18 +34,20 @@ class ImageService:
     def edits(self) -> bool:
         return bool(getattr(self.backend, "edits", False))
 
-    async def create(self, prompt: str, seed: int, aspect: str, author: str, source: bytes | None = None) -> MadeImage:
-        """`source`, a picture to start from, is used when the backend can; else the prompt alone.
-        Not stored: the signature that goes into the file names the post, which the caller makes."""
+    async def create(
+        self, prompt: str, seed: int, aspect: str, author: str, source: bytes | None = None
+    ) -> tuple[GeneratedImage, bool]:
+        """The backend's image, and whether it started from `source` (used when the backend can; else
+        the prompt alone). Not made publishable nor stored here: core.gen.queue does both, and signs the
+        file, in one thread hop (the signature names the post)."""
         width, height = self.size_for(aspect)
         start = source if self.edits else None
         generated = await self.backend.generate(ImageRequest(prompt, seed, width, height, author, source=start))
-        # Whatever the backend sent, the stored image is one every platform can show (or the job fails).
-        # One thread hop for both: each hop costs the event loop a round of scheduling.
-        image, pixels = await asyncio.to_thread(_publishable_with_hash, generated)
-        return MadeImage(image, pixels, from_source=start is not None)
+        return generated, start is not None
 
 
-def _publishable_with_hash(generated: GeneratedImage) -> tuple[GeneratedImage, str]:
+def publishable_with_hash(generated: GeneratedImage) -> tuple[GeneratedImage, str]:
+    """Whatever the backend sent, the stored image is one every platform can show (or the job fails);
+    and its pixels' hash, for the signature (blocking)."""
     image = publishable(generated)
     return image, pixel_hash(image.data)
