@@ -58,6 +58,7 @@ _AUTHOR_OF_JOB = (
     .join(GenerationJob, GenerationJob.person_id == Person.id)
     .where(GenerationJob.id == bindparam("job", type_=Integer))
 )
+_HANDLE = select(Person.handle).where(Person.id == bindparam("person", type_=Integer))
 _DONE = (
     update(GenerationJob)
     .where(
@@ -234,22 +235,23 @@ class GenerationQueue:
             while not self._stopping:
                 signal.clear()
                 try:
-                    job = await self._claim()
+                    claimed = await self._claim_with_author()
                 except Exception:
                     log.exception("claiming a generation job failed")
-                    job = None
-                if job is None:
+                    claimed = None
+                if claimed is None:
                     if self._stopping:  # stop() may have set the event while we were claiming
                         break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(signal.wait(), self.config.poll_seconds)
                     continue
+                job, author = claimed
                 self._idle.remove(signal)
                 self.wake()  # more jobs may be waiting; a wake-up meant for us passes on too
                 try:
                     # When it is done this worker looks again at once, which also finds a job
                     # that waited for this person's slot.
-                    await self._process(job)
+                    await self._process(job, author)
                 except Exception:
                     # A bug or a lost database must not end this worker: the job goes back in line.
                     log.exception("generation job %s crashed its worker; queueing it again", job.id)
@@ -260,22 +262,37 @@ class GenerationQueue:
             self._idle.remove(signal)
 
     async def _claim(self) -> GenerationJob | None:
+        claimed = await self._claim_with_author()
+        return claimed[0] if claimed is not None else None
+
+    async def _claim_with_author(self) -> tuple[GenerationJob, str] | None:
+        """The next job, taken under a lease, and its author's handle (for the backend's request)."""
         # The session outside the lock: closing a session yields to the event loop (SQLAlchemy closes it in a
         # task of its own), and every other writer would wait out that round too. It takes no connection
         # until its first statement, which comes under the lock.
-        async with self.sessions() as session, self._claim_lock:
-            await session.connection()
-            if self._one_writer:
-                job = await self._claim_in_one_statement(session)
-            else:
-                job = await self._claim_under_row_locks(session)
-            if job is None:
+        async with self.sessions() as session:
+            async with self._claim_lock:
+                await session.connection()
+                if self._one_writer:
+                    job = await self._claim_in_one_statement(session)
+                else:
+                    job = await self._claim_under_row_locks(session)
+                if job is not None:
+                    await self.on_progress(session, job)
                 await session.commit()
+            if job is None:
                 return None
-            await self.on_progress(session, job)
-            await session.commit()
-        self.on_committed()
-        return job
+            self.on_committed()
+            # After the turn, in the same session: a session of its own would cost another round of the loop.
+            # The job is ours now: a failure here must not leave it running until its lease passes. Without
+            # the handle the completion signs the file again with the one it reads then.
+            try:
+                handle = await session.scalar(_HANDLE, {"person": job.person_id})
+                await session.commit()
+            except Exception:
+                log.exception("could not read the author of generation job %s", job.id)
+                handle = None
+        return job, handle or ""
 
     async def _claim_in_one_statement(self, session: AsyncSession) -> GenerationJob | None:
         """SQLite: one UPDATE picks the first claimable job of a person under their limit and takes it.
@@ -402,14 +419,12 @@ class GenerationQueue:
             except Exception:  # the jobs go on; a lapsed lease costs at most a result dropped
                 log.exception("could not renew the leases of the running generation jobs")
 
-    async def _process(self, job: GenerationJob) -> None:
+    async def _process(self, job: GenerationJob, author: str) -> None:
         if self.breaker is not None and not self.breaker.allow():
             await self._requeue(job, self.breaker.reopens_at or utcnow() + timedelta(seconds=30), undo_attempt=True)
             return
         outcome: BaseException | None = None
         try:
-            async with self.sessions() as session:
-                author = await session.scalar(select(Person.handle).where(Person.id == job.person_id)) or ""
             source = await self._source(job)
             generated, from_source = await asyncio.wait_for(
                 self.images.create(job.prompt, job.seed, job.aspect, author, source), self.config.timeout + 5
