@@ -36,7 +36,7 @@ from core.models import GenerationJob, Post
 
 DEFAULT_PG = "postgresql+asyncpg://root@127.0.0.1:5432/test"
 PG_DATABASE = "bench_generation"  # our own database on that server, dropped and created for every run
-TARGET = 0.90  # of the ideal, at every concurrency
+TARGET = 0.98  # of the ideal, at every concurrency (issue 12; issue 3 asked for 90 %)
 POLL = 0.01  # seconds between checks for the last job; the wall time is this precise
 ARRIVALS = {"serial": "one after another", "burst": "all at once"}
 SETTLE = 0.3  # seconds between starting the workers and the first request
@@ -72,7 +72,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per run (default: 4 x concurrency, at least 8)")
     parser.add_argument("--latency", type=float, default=2.0, help="seconds the fake remote backend takes per image")
-    parser.add_argument("--concurrency", type=_int_list, default=[1, 4, 16, 32], help="comma-separated list")
+    parser.add_argument("--concurrency", type=_int_list, default=[1, 4, 16, 32, 64], help="comma-separated list")
     parser.add_argument("--local", action="store_true", help="also run the offline (CPU-bound) backend")
     parser.add_argument(
         "--arrival",

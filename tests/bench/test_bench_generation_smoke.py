@@ -40,7 +40,7 @@ async def test_the_benchmark_prints_figures_for_every_concurrency(capsys: pytest
         assert 0 < float(share.rstrip("%")) <= 100
         assert float(overhead) > -1 and float(turnaround) > 0
         assert int(peak) == int(concurrency)  # the queue really ran that many images at once
-    assert "target 90% of ideal:" in printed
+    assert "target 98% of ideal:" in printed
 
     local = rows_of(printed, "SQLite, offline backend")
     assert [int(r[0]) for r in local] == [1, 4] and all(float(r[4]) > 0 for r in local)
