@@ -12,7 +12,8 @@ So a statement runs right where it is called, on the loop's thread, unless it wo
   up to BUSY_TIMEOUT_MS for the lock as before, while the loop serves everyone else;
 - a long read: a SELECT still running after INLINE_BUDGET seconds is interrupted (a progress handler) and
   run again, from the start, on the worker thread. Only a SELECT: interrupting a write inside a transaction
-  would roll the whole transaction back;
+  would roll the whole transaction back. A SELECT that keeps overrunning (the digests' queries over a
+  thousand people) goes straight to the thread after two overruns, until it runs short there again;
 - many rows at once (`executemany`) and upkeep (a WAL checkpoint, which copies pages and syncs the file;
   VACUUM; ANALYZE): always the worker thread, in one hop.
 
@@ -70,6 +71,42 @@ def _is_upkeep(operation: str) -> bool:
     return operation.lstrip().upper().startswith(_UPKEEP)
 
 
+class _Overran(Exception):
+    """A SELECT ran past its budget on the loop's thread and was interrupted (it changed nothing)."""
+
+
+class _LongReads:
+    """The SELECTs (by their SQL) that overran their budget lately. A statement overrunning STRIKES times
+    in a row is sent straight to the worker thread rather than started inline only to be interrupted and
+    started again; every short run (inline or on the thread) takes one strike back, so a statement that
+    overran once (a profile of the most prolific person) soon runs inline again."""
+
+    STRIKES = 2
+    TRACKED = 512  # statements remembered; forgotten all at once past this (the app has far fewer)
+
+    def __init__(self) -> None:
+        self._strikes: dict[str, int] = {}
+
+    def known_long(self, operation: str) -> bool:
+        return self._strikes.get(operation, 0) >= self.STRIKES
+
+    def overran(self, operation: str) -> None:
+        if len(self._strikes) >= self.TRACKED:
+            self._strikes.clear()
+        self._strikes[operation] = min(self._strikes.get(operation, 0) + 1, self.STRIKES)
+
+    def ran(self, operation: str, seconds: float) -> None:
+        strikes = self._strikes.get(operation)
+        if strikes is not None and seconds < INLINE_BUDGET:
+            if strikes > 1:
+                self._strikes[operation] = strikes - 1
+            else:
+                del self._strikes[operation]
+
+
+LONG_READS = _LongReads()  # per process: a statement's SQL is the same on every connection
+
+
 class Connection(aiosqlite.Connection):
     """aiosqlite's connection, with every call first tried on the caller's thread (see the module's doc)."""
 
@@ -77,6 +114,8 @@ class Connection(aiosqlite.Connection):
         return await self.run(partial(fn, *args, **kwargs))
 
     async def run(self, fn: Callable[[], T], *, interruptible: bool = False) -> T:
+        """`fn` here, or on the worker thread if it must wait for a lock. `interruptible` (a SELECT): past
+        INLINE_BUDGET it is interrupted and _Overran raised, for the caller to run it on the thread."""
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         connection = self._connection
@@ -86,7 +125,9 @@ class Connection(aiosqlite.Connection):
         try:
             return fn()
         except sqlite3.OperationalError as error:
-            if not (_is_busy(error) or (interruptible and _is_interrupted(error))):
+            if interruptible and _is_interrupted(error):
+                raise _Overran() from error
+            if not _is_busy(error):
                 raise
         finally:
             if interruptible:
@@ -116,15 +157,31 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         connection: Connection = self._connection  # type: ignore[assignment]
         cursor: sqlite3.Cursor = self._cursor._cursor  # type: ignore[attr-defined]
 
+        took = 0.0
+
         def statement() -> list[Any] | None:
+            nonlocal took
+            started = time.perf_counter()
             cursor.execute(operation, () if parameters is None else parameters)
-            return cursor.fetchall() if cursor.description else None
+            rows = cursor.fetchall() if cursor.description else None
+            took = time.perf_counter() - started
+            return rows
 
         async with self._adapt_connection._execute_mutex:
             if _is_upkeep(operation):
                 rows = await connection.on_thread(statement)
+            elif not _is_select(operation):
+                rows = await connection.run(statement)
+            elif LONG_READS.known_long(operation):
+                rows = await connection.on_thread(statement)
+                LONG_READS.ran(operation, took)
             else:
-                rows = await connection.run(statement, interruptible=_is_select(operation))
+                try:
+                    rows = await connection.run(statement, interruptible=True)
+                    LONG_READS.ran(operation, took)
+                except _Overran:
+                    LONG_READS.overran(operation)
+                    rows = await connection.on_thread(statement)
             if rows is not None:
                 self._rows = collections.deque(rows)
             return self._cursor

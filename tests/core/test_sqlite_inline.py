@@ -39,6 +39,12 @@ def on_thread() -> Iterator[list[str]]:
         sqlite_inline.Connection.on_thread = real  # type: ignore[method-assign]
 
 
+@pytest.fixture(autouse=True)
+def fresh_long_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which statements overran is remembered per process: each test starts with none."""
+    monkeypatch.setattr(sqlite_inline, "LONG_READS", sqlite_inline._LongReads())
+
+
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     db = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
@@ -125,6 +131,35 @@ async def test_a_long_read_moves_to_the_worker_thread_and_gives_the_full_answer(
     assert count == 3_000_000
     assert hops == ["statement"]
     assert ticked >= 3, "the loop was held up for the whole query"
+
+
+async def test_a_read_that_keeps_overrunning_goes_straight_to_the_thread_until_it_is_short_again(
+    engine: AsyncEngine,
+) -> None:
+    """Started inline and interrupted twice, then sent to the thread at once (no inline start wasted); once it
+    runs short there, it is tried inline again."""
+    query = text(LONG_COUNT)
+    calls: list[str] = []
+    real_run = sqlite_inline.Connection.run
+
+    async def run(self: sqlite_inline.Connection, fn: Any, *, interruptible: bool = False) -> Any:
+        if interruptible:  # a SELECT started inline (cursors are made and closed through run too)
+            calls.append("inline")
+        return await real_run(self, fn, interruptible=interruptible)
+
+    sqlite_inline.Connection.run = run  # type: ignore[method-assign]
+    try:
+        async with engine.connect() as conn:
+            for _ in range(3):
+                await conn.execute(query, {"n": 3_000_000})
+            assert calls == ["inline", "inline"]  # the third went straight to the thread
+            for _ in range(2):  # short now (the same SQL): two short runs take both strikes back
+                await conn.execute(query, {"n": 10})
+            calls.clear()
+            await conn.execute(query, {"n": 10})
+            assert calls == ["inline"]
+    finally:
+        sqlite_inline.Connection.run = real_run  # type: ignore[method-assign]
 
 
 async def test_a_short_read_and_a_write_stay_on_the_loops_thread(engine: AsyncEngine) -> None:
