@@ -10,12 +10,17 @@ So a statement runs right where it is called, on the loop's thread, unless it wo
 - a lock: run here, SQLite is told not to wait (busy timeout 0). When another connection holds the write lock,
   SQLite says SQLITE_BUSY before doing anything, and the same statement goes to the worker thread, which waits
   up to BUSY_TIMEOUT_MS for the lock as before, while the loop serves everyone else;
-- a long read: a SELECT still running after INLINE_BUDGET seconds is interrupted (a progress handler) and
-  run again, from the start, on the worker thread. Only a SELECT: interrupting a write inside a transaction
-  would roll the whole transaction back. A SELECT that keeps overrunning (the digests' queries over a
-  thousand people) goes straight to the thread after two overruns, until it runs short there again;
+- a long statement: one still running after INLINE_BUDGET seconds is interrupted (a progress handler) and
+  run again, from the start, on the worker thread. Only when that loses nothing: a SELECT, or the first write
+  of a transaction (SQLite rolls back the transaction of an interrupted write, which then held only it).
+  A later write of a transaction runs to its end where it started. A statement that keeps overrunning (the
+  digests' queries over a thousand people) goes straight to the thread after two overruns, until it runs
+  short there again;
 - many rows at once (`executemany`) and upkeep (a WAL checkpoint, which copies pages and syncs the file;
-  VACUUM; ANALYZE): always the worker thread, in one hop.
+  VACUUM; ANALYZE): always the worker thread, in one hop;
+- background work (`with background():`, the scheduler's jobs: digests, pruning, purges): every statement
+  on the worker thread. Nobody waits for it, and a bulk DELETE in the middle of its transaction must not
+  hold up the commands.
 
 A statement's execute and its fetch are one call, so even on the worker thread it is one hop, not four.
 Everything else (the sqlite3 connection, aiosqlite's thread and its queue, SQLAlchemy's dialect) is as it was.
@@ -24,9 +29,11 @@ Everything else (the sqlite3 connection, aiosqlite's thread and its queue, SQLAl
 from __future__ import annotations
 
 import collections
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from functools import partial
 from typing import Any, TypeVar
 
@@ -60,6 +67,19 @@ def _is_interrupted(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", 0) == sqlite3.SQLITE_INTERRUPT
 
 
+_BACKGROUND: ContextVar[bool] = ContextVar("sqlite_background", default=False)
+
+
+@contextlib.contextmanager
+def background() -> Iterator[None]:
+    """Within it (and in the tasks started within it), every statement runs on aiosqlite's thread."""
+    token = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
 def _is_select(operation: str) -> bool:
     return operation.lstrip()[:6].upper() == "SELECT"
 
@@ -72,11 +92,11 @@ def _is_upkeep(operation: str) -> bool:
 
 
 class _Overran(Exception):
-    """A SELECT ran past its budget on the loop's thread and was interrupted (it changed nothing)."""
+    """A statement ran past its budget on the loop's thread and was interrupted (it changed nothing)."""
 
 
-class _LongReads:
-    """The SELECTs (by their SQL) that overran their budget lately. A statement overrunning STRIKES times
+class _LongStatements:
+    """The statements (by their SQL) that overran their budget lately. A statement overrunning STRIKES times
     in a row is sent straight to the worker thread rather than started inline only to be interrupted and
     started again; every short run (inline or on the thread) takes one strike back, so a statement that
     overran once (a profile of the most prolific person) soon runs inline again."""
@@ -104,7 +124,7 @@ class _LongReads:
                 del self._strikes[operation]
 
 
-LONG_READS = _LongReads()  # per process: a statement's SQL is the same on every connection
+LONG_STATEMENTS = _LongStatements()  # per process: a statement's SQL is the same on every connection
 
 
 class Connection(aiosqlite.Connection):
@@ -114,8 +134,9 @@ class Connection(aiosqlite.Connection):
         return await self.run(partial(fn, *args, **kwargs))
 
     async def run(self, fn: Callable[[], T], *, interruptible: bool = False) -> T:
-        """`fn` here, or on the worker thread if it must wait for a lock. `interruptible` (a SELECT): past
-        INLINE_BUDGET it is interrupted and _Overran raised, for the caller to run it on the thread."""
+        """`fn` here, or on the worker thread if it must wait for a lock. `interruptible` (nothing is lost by
+        interrupting it): past INLINE_BUDGET it is interrupted and _Overran raised, for the caller to run it
+        on the thread."""
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         connection = self._connection
@@ -168,19 +189,19 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
             return rows
 
         async with self._adapt_connection._execute_mutex:
-            if _is_upkeep(operation):
+            if _BACKGROUND.get() or _is_upkeep(operation):
                 rows = await connection.on_thread(statement)
-            elif not _is_select(operation):
-                rows = await connection.run(statement)
-            elif LONG_READS.known_long(operation):
+            elif not (_is_select(operation) or not connection.in_transaction):
+                rows = await connection.run(statement)  # a later write of a transaction: see the module's doc
+            elif LONG_STATEMENTS.known_long(operation):
                 rows = await connection.on_thread(statement)
-                LONG_READS.ran(operation, took)
+                LONG_STATEMENTS.ran(operation, took)
             else:
                 try:
                     rows = await connection.run(statement, interruptible=True)
-                    LONG_READS.ran(operation, took)
+                    LONG_STATEMENTS.ran(operation, took)
                 except _Overran:
-                    LONG_READS.overran(operation)
+                    LONG_STATEMENTS.overran(operation)
                     rows = await connection.on_thread(statement)
             if rows is not None:
                 self._rows = collections.deque(rows)

@@ -42,7 +42,7 @@ def on_thread() -> Iterator[list[str]]:
 @pytest.fixture(autouse=True)
 def fresh_long_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Which statements overran is remembered per process: each test starts with none."""
-    monkeypatch.setattr(sqlite_inline, "LONG_READS", sqlite_inline._LongReads())
+    monkeypatch.setattr(sqlite_inline, "LONG_STATEMENTS", sqlite_inline._LongStatements())
 
 
 @pytest.fixture
@@ -185,3 +185,42 @@ async def test_a_wal_checkpoint_runs_on_the_worker_thread(engine: AsyncEngine) -
         async with engine.connect() as conn:
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
     assert hops == ["statement"]
+
+
+LONG_INSERT = (
+    "INSERT INTO t SELECT x FROM "
+    "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT :n) SELECT x FROM c)"
+)
+
+
+async def test_a_long_first_write_moves_to_the_thread_once_and_is_written_once(engine: AsyncEngine) -> None:
+    """Interrupted inline, SQLite rolls back its transaction (only it was in it), and it runs again on the thread."""
+    with on_thread() as hops:
+        async with engine.begin() as conn:
+            await conn.execute(text(LONG_INSERT), {"n": 1_000_000})
+    assert hops == ["statement"]
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1_000_000
+
+
+async def test_a_long_later_write_of_a_transaction_runs_to_its_end_and_keeps_the_first(engine: AsyncEngine) -> None:
+    """Interrupting it would roll back the write before it too: it is not interrupted."""
+    with on_thread() as hops:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (-1)"))
+            await conn.execute(text(LONG_INSERT), {"n": 300_000})
+    assert hops == []
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*), min(x) FROM t"))).one() == (300_001, -1)
+
+
+async def test_background_work_runs_every_statement_on_the_thread(engine: AsyncEngine) -> None:
+    with on_thread() as hops, sqlite_inline.background():
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            await conn.execute(text("DELETE FROM t WHERE x = 1"))
+    assert hops == ["statement", "statement"]
+    with on_thread() as hops:  # and outside it, inline again
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert hops == []
