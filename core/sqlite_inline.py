@@ -128,7 +128,15 @@ LONG_STATEMENTS = _LongStatements()  # per process: a statement's SQL is the sam
 
 
 class Connection(aiosqlite.Connection):
-    """aiosqlite's connection, with every call first tried on the caller's thread (see the module's doc)."""
+    """aiosqlite's connection, with every call first tried on the caller's thread (see the module's doc).
+
+    Never both threads at once: while anything of this connection is queued for or running on the worker
+    thread (a statement whose caller was cancelled keeps running there), every call joins that queue behind
+    it instead of running inline. `_sent` only grows on the loop's thread, `_finished` only on the worker's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sent = self._finished = 0
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await self.run(partial(fn, *args, **kwargs))
@@ -139,6 +147,8 @@ class Connection(aiosqlite.Connection):
         on the thread."""
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
+        if self._sent != self._finished:
+            return await self.on_thread(fn)
         connection = self._connection
         if interruptible:
             deadline = time.perf_counter() + INLINE_BUDGET
@@ -157,16 +167,20 @@ class Connection(aiosqlite.Connection):
 
     async def on_thread(self, fn: Callable[[], T]) -> T:
         """On aiosqlite's worker thread, waiting for locks as long as BUSY_TIMEOUT_MS."""
+        self._sent += 1
         result: T = await super()._execute(self._waiting, fn)  # type: ignore[no-untyped-call]
         return result
 
     def _waiting(self, fn: Callable[[], T]) -> T:
-        connection = self._conn
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
-            return fn()
+            connection = self._conn
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            try:
+                return fn()
+            finally:
+                connection.execute("PRAGMA busy_timeout=0")
         finally:
-            connection.execute("PRAGMA busy_timeout=0")
+            self._finished += 1
 
 
 class _Cursor(AsyncAdapt_aiosqlite_cursor):

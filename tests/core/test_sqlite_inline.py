@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +227,27 @@ async def test_background_work_runs_every_statement_on_the_thread(engine: AsyncE
         async with engine.begin() as conn:
             await conn.execute(text("INSERT INTO t VALUES (1)"))
     assert hops == []
+
+
+async def test_nothing_runs_inline_while_the_connection_is_busy_on_the_thread(tmp_path: Path) -> None:
+    """A caller cancelled while its statement runs on the worker thread leaves it running there: whatever comes
+    next on that connection (SQLAlchemy's rollback, say) must wait behind it, not use the connection at once from
+    the loop's thread."""
+    connector = partial(sqlite3.connect, tmp_path / "busy.db", **sqlite_inline.connect_args())
+    connection = await sqlite_inline.Connection(connector, iter_chunk_size=64)
+    busy = threading.Event()
+
+    def slow() -> None:
+        busy.set()
+        time.sleep(0.3)
+        busy.clear()
+
+    try:
+        running = asyncio.create_task(connection.on_thread(slow))
+        await asyncio.to_thread(busy.wait, 5)
+        running.cancel()
+        overlapped = await connection.run(busy.is_set)
+        assert not overlapped, "ran on the loop's thread while the worker thread still used the connection"
+        assert await connection.run(lambda: 1) == 1
+    finally:
+        await connection.close()
