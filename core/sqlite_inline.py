@@ -10,12 +10,12 @@ So a statement runs right where it is called, on the loop's thread, unless it wo
 - a lock: run here, SQLite is told not to wait (busy timeout 0). When another connection holds the write lock,
   SQLite says SQLITE_BUSY before doing anything, and the same statement goes to the worker thread, which waits
   up to BUSY_TIMEOUT_MS for the lock as before, while the loop serves everyone else;
-- a long statement: one still running after INLINE_BUDGET seconds is interrupted (a progress handler) and
-  run again, from the start, on the worker thread. Only when that loses nothing: a SELECT, or the first write
-  of a transaction (SQLite rolls back the transaction of an interrupted write, which then held only it).
-  A later write of a transaction runs to its end where it started. A statement that keeps overrunning (the
-  digests' queries over a thousand people) goes straight to the thread after two overruns, until it runs
-  short there again;
+- a long read: a SELECT still running after INLINE_BUDGET seconds is interrupted (a progress handler) and run
+  again, from the start, on the worker thread. Only a SELECT: SQLite may report a write as interrupted after it
+  has made its changes (the progress handler is also called as the statement ends), so running it again would
+  apply it twice or, with its WHERE no longer matching, report no rows changed. A write runs to its end;
+- a statement that keeps running long (the digests' queries over a thousand people, a bulk delete) goes straight
+  to the thread after two long runs, until it runs short there again;
 - many rows at once (`executemany`) and upkeep (a WAL checkpoint, which copies pages and syncs the file;
   VACUUM; ANALYZE): always the worker thread, in one hop;
 - background work (`with background():`, the scheduler's jobs: digests, pruning, purges): every statement
@@ -96,10 +96,10 @@ class _Overran(Exception):
 
 
 class _LongStatements:
-    """The statements (by their SQL) that overran their budget lately. A statement overrunning STRIKES times
-    in a row is sent straight to the worker thread rather than started inline only to be interrupted and
-    started again; every short run (inline or on the thread) takes one strike back, so a statement that
-    overran once (a profile of the most prolific person) soon runs inline again."""
+    """The statements (by their SQL) that ran past the budget lately. One that did STRIKES times in a row is
+    sent straight to the worker thread, rather than holding the loop up (a write) or being started inline only
+    to be interrupted and started again (a read); every short run takes one strike back, so a statement that
+    ran long once (a profile of the most prolific person) soon runs inline again."""
 
     STRIKES = 2
     TRACKED = 512  # statements remembered; forgotten all at once past this (the app has far fewer)
@@ -116,8 +116,11 @@ class _LongStatements:
         self._strikes[operation] = min(self._strikes.get(operation, 0) + 1, self.STRIKES)
 
     def ran(self, operation: str, seconds: float) -> None:
+        if seconds >= INLINE_BUDGET:  # a write that ran long to its end, or a long read on the thread
+            self.overran(operation)
+            return
         strikes = self._strikes.get(operation)
-        if strikes is not None and seconds < INLINE_BUDGET:
+        if strikes is not None:
             if strikes > 1:
                 self._strikes[operation] = strikes - 1
             else:
@@ -205,10 +208,11 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         async with self._adapt_connection._execute_mutex:
             if _BACKGROUND.get() or _is_upkeep(operation):
                 rows = await connection.on_thread(statement)
-            elif not (_is_select(operation) or not connection.in_transaction):
-                rows = await connection.run(statement)  # a later write of a transaction: see the module's doc
             elif LONG_STATEMENTS.known_long(operation):
                 rows = await connection.on_thread(statement)
+                LONG_STATEMENTS.ran(operation, took)
+            elif not _is_select(operation):
+                rows = await connection.run(statement)  # never interrupted: see the module's doc
                 LONG_STATEMENTS.ran(operation, took)
             else:
                 try:
