@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from bench.digest_floor import Floor, recording, replay
 from bench.digest_network import clear_outbox
 from bench.machine import CpuWatch, describe_load, is_quiet
+from core import sqlite_inline
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
 from core.feed.digest import CHUNK, PassStats, compose_pass
@@ -57,7 +58,8 @@ async def compose(url: str, settings: Settings) -> Composed:
     try:
         await clear_outbox(engine)
         watch = CpuWatch.start()
-        with recording(engine) as statements:
+        # In the background, as the scheduler runs it (core.scheduler).
+        with recording(engine) as statements, sqlite_inline.background():
             stats = await compose_pass(create_sessionmaker(engine), settings, utcnow(), force=True)
         async with engine.connect() as conn:
             people = await conn.scalar(select(func.count()).select_from(Person)) or 0

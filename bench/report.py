@@ -34,8 +34,6 @@ PRAGMA_REASONS = {
     "instead of rewriting pages through a rollback journal.",
     "synchronous": "NORMAL: under WAL a commit does not fsync (only checkpoints do); an app crash loses nothing, "
     "a power cut may lose the last commits but never corrupts the file.",
-    "busy_timeout": "5000 ms: a second writer (a like while a follow commits) waits for the lock instead of "
-    "failing at once with 'database is locked'.",
     "wal_autocheckpoint": "10000 pages: the background checkpoint (core.db.Checkpointer) folds the WAL back "
     "every second, off the request path; SQLite's own checkpoint inside a commit is only the backstop.",
     "foreign_keys": "ON: SQLite ignores foreign keys unless asked per connection; deletes cascade through them.",

@@ -6,8 +6,9 @@ import itertools
 import re
 import unicodedata
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -134,23 +135,38 @@ async def by_handle(session: AsyncSession, raw: str) -> Person:
     return person
 
 
-_BY_HANDLE_FOR = select(
-    Person,
-    exists().where(Block.blocker_id == Person.id, Block.blocked_id == bindparam("viewer_id")),
-    exists().where(Block.blocker_id == bindparam("viewer_id"), Block.blocked_id == Person.id),
-).where(Person.handle == bindparam("handle"))  # built once, like _WHO
+def by_handle_query(*columns: ColumnElement[Any]) -> Select[Any]:
+    """The person by handle, whether they block the viewer, whether the viewer blocks them, then `columns`
+    (about the person: correlated to `Person.id`). Built once per use, like _WHO."""
+    return select(
+        Person,
+        exists().where(Block.blocker_id == Person.id, Block.blocked_id == bindparam("viewer_id")),
+        exists().where(Block.blocker_id == bindparam("viewer_id"), Block.blocked_id == Person.id),
+        *columns,
+    ).where(Person.handle == bindparam("handle"))
+
+
+_BY_HANDLE_FOR = by_handle_query()
 
 
 async def by_handle_for(session: AsyncSession, raw: str, viewer: Person) -> tuple[Person, bool]:
     """The person by handle, and whether `viewer` blocks them, in one statement: /profile and /follow
     need both. Someone who blocks `viewer` is answered as nobody at all: the blocked person gets the
     same answer as for a handle that does not exist, as for a post they cannot see, and is not told."""
+    person, blocks_them, _ = await find_for(session, raw, viewer, _BY_HANDLE_FOR)
+    return person, blocks_them
+
+
+async def find_for(
+    session: AsyncSession, raw: str, viewer: Person, query: Select[Any]
+) -> tuple[Person, bool, Row[Any]]:
+    """`by_handle_for` with a query of `by_handle_query`: also the row, whose columns from the fourth on are
+    the query's own."""
     handle = parse_handle(raw)
-    found = (await session.execute(_BY_HANDLE_FOR, {"handle": handle, "viewer_id": viewer.id})).first()
+    found = (await session.execute(query, {"handle": handle, "viewer_id": viewer.id})).first()
     if found is None or found[1]:
         raise UserError(f"Nobody is called @{handle}.")
-    person, _, blocks_them = found
-    return person, bool(blocks_them)
+    return found[0], bool(found[2]), found
 
 
 async def platform_ids(session: AsyncSession, person_id: int) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import and_, delete
 
-from core import bans, gallery, outbox, safety, seen
+from core import bans, gallery, outbox, safety, seen, sqlite_inline
 from core.feed import digest, notifications
 from core.models import Delivery, Notification, utcnow
 
@@ -100,7 +100,8 @@ def _guarded(
         try:
             if not await core.scheduler_lock.ensure():
                 return  # another process leads the scheduler
-            await job(core)
+            with sqlite_inline.background():  # nobody waits on it: its statements must not hold up the commands
+                await job(core)
         except asyncio.CancelledError:
             # Only a shutdown cancels a job, and the job's own task ends here: one line, no traceback.
             log.warning("scheduled job %s was stopped by the shutdown before it finished", name)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, ScalarSelect, Select, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import people
 from core.db import insert_ignore_many, rowcount
 from core.errors import UserError
-from core.models import Follow, Identity, Person, table
+from core.models import Follow, Identity, Person, Post, table
 from core.posts import author_stats
 from core.visibility import blocked_between
 
@@ -96,7 +99,19 @@ async def profile_counts(session: AsyncSession, person_id: int, *, include_priva
     """What a profile counts, and the platforms, in one round trip; posts and likes as
     `core.posts.author_stats` counts them."""
     row = (await session.execute(_PROFILE_COUNTS[include_private], {"person_id": person_id})).one()
-    posts, likes, followers, following, platforms = row
+    return _counts(row)
+
+
+async def profile_by_handle(session: AsyncSession, raw: str, viewer: Person) -> tuple[Person, bool, ProfileCounts]:
+    """`people.by_handle_for` and the counts of the profile as others see it, in one statement: /profile of
+    someone else needs no other (its own latest posts aside)."""
+    person, blocks_them, row = await people.find_for(session, raw, viewer, _BY_HANDLE_WITH_COUNTS)
+    return person, blocks_them, _counts(row[3:])
+
+
+def _counts(values: Sequence[Any]) -> ProfileCounts:
+    """From the columns of `_count_columns`."""
+    posts, likes, followers, following, platforms = values
     return ProfileCounts(int(posts or 0), int(likes or 0), int(followers or 0), int(following or 0), _names(platforms))
 
 
@@ -104,13 +119,22 @@ def _names(joined: str | None) -> tuple[str, ...]:
     return tuple(sorted(name for name in (joined or "").split(",") if name))
 
 
-def _profile_counts_query(include_private: bool) -> Select[int, int, int, int, str]:
+def _count_columns(person_id: ColumnElement[int], *, include_private: bool) -> tuple[ColumnElement[Any], ...]:
+    """posts, likes received, followers, following, platforms (comma-joined: names have no comma)."""
+    stats = author_stats(person_id, include_private=include_private)
+    posts = stats.with_only_columns(func.count()).scalar_subquery()
+    likes = stats.with_only_columns(func.coalesce(func.sum(Post.like_count), 0)).scalar_subquery()
+    # A derived table is not correlated by itself: `correlate` keeps an outer person out of its FROM.
+    theirs = select(Identity.platform).where(Identity.person_id == person_id).distinct().correlate(Person).subquery()
+    platforms = select(func.aggregate_strings(theirs.c.platform, ",")).scalar_subquery()
+    return (posts, likes, *_follow_count_columns(person_id), platforms)
+
+
+def _profile_counts_query(include_private: bool) -> Select[Any]:
     person_id: BindParameter[int] = bindparam("person_id")
-    stats = author_stats(person_id, include_private=include_private).subquery()
-    theirs = select(Identity.platform).where(Identity.person_id == person_id).distinct().subquery()
-    platforms = select(func.aggregate_strings(theirs.c.platform, ",")).scalar_subquery()  # names have no comma
-    return select(stats.c.posts, stats.c.likes, *_follow_count_columns(person_id), platforms)
+    return select(*_count_columns(person_id, include_private=include_private))
 
 
-# Every /profile sends it: built once (with and without the private posts), with the person bound.
+# Every /profile sends one of them: built once (with and without the private posts), with the person bound.
 _PROFILE_COUNTS = {include_private: _profile_counts_query(include_private) for include_private in (False, True)}
+_BY_HANDLE_WITH_COUNTS = people.by_handle_query(*_count_columns(table(Person).c.id, include_private=False))

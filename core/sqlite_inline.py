@@ -10,11 +10,17 @@ So a statement runs right where it is called, on the loop's thread, unless it wo
 - a lock: run here, SQLite is told not to wait (busy timeout 0). When another connection holds the write lock,
   SQLite says SQLITE_BUSY before doing anything, and the same statement goes to the worker thread, which waits
   up to BUSY_TIMEOUT_MS for the lock as before, while the loop serves everyone else;
-- a long read: a SELECT still running after INLINE_BUDGET seconds is interrupted (a progress handler) and
-  run again, from the start, on the worker thread. Only a SELECT: interrupting a write inside a transaction
-  would roll the whole transaction back;
+- a long read: a SELECT still running after INLINE_BUDGET seconds is interrupted (a progress handler) and run
+  again, from the start, on the worker thread. Only a SELECT: SQLite may report a write as interrupted after it
+  has made its changes (the progress handler is also called as the statement ends), so running it again would
+  apply it twice or, with its WHERE no longer matching, report no rows changed. A write runs to its end;
+- a statement that keeps running long (the digests' queries over a thousand people, a bulk delete) goes straight
+  to the thread after two long runs, until it runs short there again;
 - many rows at once (`executemany`) and upkeep (a WAL checkpoint, which copies pages and syncs the file;
-  VACUUM; ANALYZE): always the worker thread, in one hop.
+  VACUUM; ANALYZE): always the worker thread, in one hop;
+- background work (`with background():`, the scheduler's jobs: digests, pruning, purges): every statement
+  on the worker thread. Nobody waits for it, and a bulk DELETE in the middle of its transaction must not
+  hold up the commands.
 
 A statement's execute and its fetch are one call, so even on the worker thread it is one hop, not four.
 Everything else (the sqlite3 connection, aiosqlite's thread and its queue, SQLAlchemy's dialect) is as it was.
@@ -23,9 +29,11 @@ Everything else (the sqlite3 connection, aiosqlite's thread and its queue, SQLAl
 from __future__ import annotations
 
 import collections
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from functools import partial
 from typing import Any, TypeVar
 
@@ -59,6 +67,19 @@ def _is_interrupted(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", 0) == sqlite3.SQLITE_INTERRUPT
 
 
+_BACKGROUND: ContextVar[bool] = ContextVar("sqlite_background", default=False)
+
+
+@contextlib.contextmanager
+def background() -> Iterator[None]:
+    """Within it (and in the tasks started within it), every statement runs on aiosqlite's thread."""
+    token = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
 def _is_select(operation: str) -> bool:
     return operation.lstrip()[:6].upper() == "SELECT"
 
@@ -70,15 +91,67 @@ def _is_upkeep(operation: str) -> bool:
     return operation.lstrip().upper().startswith(_UPKEEP)
 
 
+class _Overran(Exception):
+    """A statement ran past its budget on the loop's thread and was interrupted (it changed nothing)."""
+
+
+class _LongStatements:
+    """The statements (by their SQL) that ran past the budget lately. One that did STRIKES times in a row is
+    sent straight to the worker thread, rather than holding the loop up (a write) or being started inline only
+    to be interrupted and started again (a read); every short run takes one strike back, so a statement that
+    ran long once (a profile of the most prolific person) soon runs inline again."""
+
+    STRIKES = 2
+    TRACKED = 512  # statements remembered; forgotten all at once past this (the app has far fewer)
+
+    def __init__(self) -> None:
+        self._strikes: dict[str, int] = {}
+
+    def known_long(self, operation: str) -> bool:
+        return self._strikes.get(operation, 0) >= self.STRIKES
+
+    def overran(self, operation: str) -> None:
+        if len(self._strikes) >= self.TRACKED:
+            self._strikes.clear()
+        self._strikes[operation] = min(self._strikes.get(operation, 0) + 1, self.STRIKES)
+
+    def ran(self, operation: str, seconds: float) -> None:
+        if seconds >= INLINE_BUDGET:  # a write that ran long to its end, or a long read on the thread
+            self.overran(operation)
+            return
+        strikes = self._strikes.get(operation)
+        if strikes is not None:
+            if strikes > 1:
+                self._strikes[operation] = strikes - 1
+            else:
+                del self._strikes[operation]
+
+
+LONG_STATEMENTS = _LongStatements()  # per process: a statement's SQL is the same on every connection
+
+
 class Connection(aiosqlite.Connection):
-    """aiosqlite's connection, with every call first tried on the caller's thread (see the module's doc)."""
+    """aiosqlite's connection, with every call first tried on the caller's thread (see the module's doc).
+
+    Never both threads at once: while anything of this connection is queued for or running on the worker
+    thread (a statement whose caller was cancelled keeps running there), every call joins that queue behind
+    it instead of running inline. `_sent` only grows on the loop's thread, `_finished` only on the worker's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sent = self._finished = 0
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await self.run(partial(fn, *args, **kwargs))
 
     async def run(self, fn: Callable[[], T], *, interruptible: bool = False) -> T:
+        """`fn` here, or on the worker thread if it must wait for a lock. `interruptible` (nothing is lost by
+        interrupting it): past INLINE_BUDGET it is interrupted and _Overran raised, for the caller to run it
+        on the thread."""
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
+        if self._sent != self._finished:
+            return await self.on_thread(fn)
         connection = self._connection
         if interruptible:
             deadline = time.perf_counter() + INLINE_BUDGET
@@ -86,7 +159,9 @@ class Connection(aiosqlite.Connection):
         try:
             return fn()
         except sqlite3.OperationalError as error:
-            if not (_is_busy(error) or (interruptible and _is_interrupted(error))):
+            if interruptible and _is_interrupted(error):
+                raise _Overran() from error
+            if not _is_busy(error):
                 raise
         finally:
             if interruptible:
@@ -95,16 +170,20 @@ class Connection(aiosqlite.Connection):
 
     async def on_thread(self, fn: Callable[[], T]) -> T:
         """On aiosqlite's worker thread, waiting for locks as long as BUSY_TIMEOUT_MS."""
+        self._sent += 1
         result: T = await super()._execute(self._waiting, fn)  # type: ignore[no-untyped-call]
         return result
 
     def _waiting(self, fn: Callable[[], T]) -> T:
-        connection = self._conn
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
-            return fn()
+            connection = self._conn
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            try:
+                return fn()
+            finally:
+                connection.execute("PRAGMA busy_timeout=0")
         finally:
-            connection.execute("PRAGMA busy_timeout=0")
+            self._finished += 1
 
 
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
@@ -116,15 +195,32 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         connection: Connection = self._connection  # type: ignore[assignment]
         cursor: sqlite3.Cursor = self._cursor._cursor  # type: ignore[attr-defined]
 
+        took = 0.0
+
         def statement() -> list[Any] | None:
+            nonlocal took
+            started = time.perf_counter()
             cursor.execute(operation, () if parameters is None else parameters)
-            return cursor.fetchall() if cursor.description else None
+            rows = cursor.fetchall() if cursor.description else None
+            took = time.perf_counter() - started
+            return rows
 
         async with self._adapt_connection._execute_mutex:
-            if _is_upkeep(operation):
+            if _BACKGROUND.get() or _is_upkeep(operation):
                 rows = await connection.on_thread(statement)
+            elif LONG_STATEMENTS.known_long(operation):
+                rows = await connection.on_thread(statement)
+                LONG_STATEMENTS.ran(operation, took)
+            elif not _is_select(operation):
+                rows = await connection.run(statement)  # never interrupted: see the module's doc
+                LONG_STATEMENTS.ran(operation, took)
             else:
-                rows = await connection.run(statement, interruptible=_is_select(operation))
+                try:
+                    rows = await connection.run(statement, interruptible=True)
+                    LONG_STATEMENTS.ran(operation, took)
+                except _Overran:
+                    LONG_STATEMENTS.overran(operation)
+                    rows = await connection.on_thread(statement)
             if rows is not None:
                 self._rows = collections.deque(rows)
             return self._cursor

@@ -83,14 +83,18 @@ async def bio(ctx: Context, text: str | None) -> list[Reply]:
 async def profile(ctx: Context, handle: str | None) -> list[Reply]:
     if handle is None:
         return [await profile_reply(ctx, ctx.person, blocked=False)]
-    person, blocked = await people.by_handle_for(ctx.session, handle, ctx.person)
-    return [await profile_reply(ctx, person, blocked=blocked)]
+    person, blocked, counts = await social.profile_by_handle(ctx.session, handle, ctx.person)
+    # Counted as others see it; one's own profile counts the private posts too.
+    return [await profile_reply(ctx, person, blocked=blocked, counts=None if person.id == ctx.person.id else counts)]
 
 
-async def profile_reply(ctx: Context, person: Person, *, blocked: bool) -> Reply:
+async def profile_reply(
+    ctx: Context, person: Person, *, blocked: bool, counts: social.ProfileCounts | None = None
+) -> Reply:
     own = person.id == ctx.person.id
     see = await visibility.sees_profile_posts(ctx.session, person, ctx.person, admin=ctx.is_admin, blocked=blocked)
-    counts = await social.profile_counts(ctx.session, person.id, include_private=own)
+    if counts is None:
+        counts = await social.profile_counts(ctx.session, person.id, include_private=own)
     latest = await posts.latest_posts(ctx.session, person.id, include_private=own) if see else []
     lines = [f"{person.display_name} (@{person.handle})"]
     if person.bio:

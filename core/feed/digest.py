@@ -9,6 +9,8 @@ day. The picture is rendered when the row is sent, so composing 100,000 digests 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -98,7 +100,10 @@ async def followed_picks(
         )
         .subquery()
     )
-    rows = await session.execute(
+    # On the session's connection, not through the ORM's execution: plain rows, and for the ~5,000 of a chunk the
+    # ORM's row processing cost a tenth of the whole pass.
+    connection = await session.connection()
+    rows = await connection.execute(
         select(ranked.c.person_id, ranked.c.post_id)
         .where(ranked.c.rank <= size)
         .order_by(ranked.c.person_id, ranked.c.rank)
@@ -180,6 +185,16 @@ async def compose_pass(
     return stats
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """What composing one chunk of people reads: who they are, where to reach them, their picks, their blocks."""
+
+    ids: list[int]
+    targets: dict[int, Target]
+    picks: dict[int, list[int]]
+    blocks: dict[int, set[int]]
+
+
 async def _compose_group(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -191,37 +206,77 @@ async def _compose_group(
     handle: str | None,
     stats: PassStats,
 ) -> None:
-    after = 0
-    while True:
-        async with sessions() as session:
-            query = (
-                select(Person.id)
-                .where(
-                    Person.id > after,
-                    Person.digest_enabled.is_(True),
-                    Person.timezone.is_(None) if zone_name is None else Person.timezone == zone_name,
-                    Person.digest_time.is_(None) if at is None else Person.digest_time == at,
-                    _undelivered(day),
-                )
-                .order_by(Person.id)
-                .limit(CHUNK)
+    """Chunk after chunk, the next one's queries running while this one's rows are built and written: the
+    long queries wait on the database (or SQLite's worker thread), the rows are Python's work, and the
+    two overlap instead of taking turns."""
+
+    def read(after: int) -> asyncio.Task[_Chunk | None]:
+        chunk = _read_chunk(sessions, settings, window, zone_name, at, day, handle, after)
+        return asyncio.create_task(chunk, name="digest-chunk")
+
+    reading = read(0)
+    try:
+        while (chunk := await reading) is not None:
+            reading = read(chunk.ids[-1])
+            await _write_chunk(sessions, settings, chunk, day, pool, stats)
+    finally:
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+
+
+async def _read_chunk(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    window: Window,
+    zone_name: str | None,
+    at: str | None,
+    day: date,
+    handle: str | None,
+    after: int,
+) -> _Chunk | None:
+    async with sessions() as session:
+        query = (
+            select(Person.id)
+            .where(
+                Person.id > after,
+                Person.digest_enabled.is_(True),
+                Person.timezone.is_(None) if zone_name is None else Person.timezone == zone_name,
+                Person.digest_time.is_(None) if at is None else Person.digest_time == at,
+                _undelivered(day),
             )
-            if handle:
-                query = query.where(Person.handle == handle)
-            ids = list(await session.scalars(query))
-            if not ids:
-                return
-            after = ids[-1]
-            targets = await reachable_targets(session, ids)
-            picks = await followed_picks(session, ids, window, settings.digest_size)
-            blocks = await blocked_sets(session, ids)
-            rows = []
-            for person_id in ids:
-                posts = top_up(picks.get(person_id, []), pool, person_id, settings.digest_size, blocks.get(person_id))
-                rows.append(_row(person_id, day, targets.get(person_id), posts))
-                stats.empty += not posts
-                stats.unreachable += bool(posts) and person_id not in targets
-            await session.execute(insert_ignore_many(session, Delivery), rows)
-            await session.commit()
-            stats.considered += len(ids)
-            stats.queued += sum(1 for row in rows if row["status"] == "pending")
+            .order_by(Person.id)
+            .limit(CHUNK)
+        )
+        if handle:
+            query = query.where(Person.handle == handle)
+        ids = list(await session.scalars(query))
+        if not ids:
+            return None
+        targets = await reachable_targets(session, ids)
+        picks = await followed_picks(session, ids, window, settings.digest_size)
+        blocks = await blocked_sets(session, ids)
+    return _Chunk(ids, targets, picks, blocks)
+
+
+async def _write_chunk(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    chunk: _Chunk,
+    day: date,
+    pool: list[tuple[int, int]],
+    stats: PassStats,
+) -> None:
+    rows = []
+    for person_id in chunk.ids:
+        posts = top_up(
+            chunk.picks.get(person_id, []), pool, person_id, settings.digest_size, chunk.blocks.get(person_id)
+        )
+        rows.append(_row(person_id, day, chunk.targets.get(person_id), posts))
+        stats.empty += not posts
+        stats.unreachable += bool(posts) and person_id not in chunk.targets
+    async with sessions() as session:
+        await session.execute(insert_ignore_many(session, Delivery), rows)
+        await session.commit()
+    stats.considered += len(chunk.ids)
+    stats.queued += sum(1 for row in rows if row["status"] == "pending")

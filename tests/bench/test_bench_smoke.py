@@ -48,9 +48,9 @@ async def test_the_benchmark_prints_figures_for_every_command(
         if label.startswith("/"):  # the commands, each beside its floor and judged (or not, when busy)
             raw50, raw99, ratio = (float(v) for v in line.strip().removeprefix(label).split()[4:7])
             assert 0 < raw50 <= raw99, line
-            # The figures are printed to 0.01 ms: the ratio lies between the extremes they allow.
+            # The figures are printed to 0.01 ms and the ratio to 0.1: it lies between the extremes they allow.
             low, high = (p99 - 0.005) / (raw99 + 0.005), (p99 + 0.005) / max(raw99 - 0.005, 1e-9)
-            assert low * 0.99 <= ratio <= high * 1.01, line
+            assert low - 0.05 <= ratio <= high + 0.05, line
             assert line.endswith(("target met", "not judged: machine busy")) or "MISSED" in line, line
     timings = {t.label: t for result in results for t in result.timings}
     assert len(timings["/top"].samples_ms) == 20

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from core import gallery
 from core.app import Core, bootstrap
 from core.config import Settings
-from core.feed import collage
+from core.feed import collage, digest
 from core.feed.collage import Tile, collage_size
 from core.feed.digest import compose_pass, digest_key
 from core.feed.localtime import next_digest
@@ -122,6 +122,24 @@ async def test_the_digest_holds_at_most_digest_size_posts(chat: Chat, settings: 
     await compose_pass(chat.core.sessions, settings, NOON, force=True)
     chosen = await digest_posts(chat.core, "reader")
     assert chosen is not None and len(chosen) == settings.digest_size == 6
+
+
+async def test_people_in_many_chunks_each_get_one_digest_with_their_own_picks(
+    chat: Chat, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of two, the next chunk read while the one before is written: nobody is left out or done twice,
+    and each chunk's picks stay with its own people."""
+    monkeypatch.setattr(digest, "CHUNK", 2)
+    readers = [f"reader{i}" for i in range(7)]
+    await people(chat, "alice", "bob", *readers)
+    by_alice = await add_post(chat.core, "alice", NOON - timedelta(hours=1), likes=2)
+    by_bob = await add_post(chat.core, "bob", NOON - timedelta(hours=1), likes=1)
+    for i, reader in enumerate(readers):
+        await chat.say(reader, "/follow alice" if i % 2 else "/follow bob")
+    stats = await compose_pass(chat.core.sessions, settings.model_copy(update={"digest_size": 1}), NOON, force=True)
+    assert stats.considered == len(readers) + 2 and stats.queued == len(readers) + 2
+    for i, reader in enumerate(readers):
+        assert await digest_posts(chat.core, reader) == [by_alice if i % 2 else by_bob], reader
 
 
 async def test_nothing_new_means_no_digest(chat: Chat, settings: Settings) -> None:

@@ -194,6 +194,11 @@ async def test_profile_counts_posts_followers_following_and_likes_received(chat:
     profile = await chat.text("dave", "/profile alice")
     assert "2 posts · 2 followers · 1 following · 3 likes received" in profile
     assert "one" in profile and "two" in profile and "three" not in profile
+    # Her own profile, by handle or not, counts and lists her private post too.
+    for line in ("/profile", "/profile alice", "/profile @alice"):
+        own = await chat.text("alice", line)
+        assert "3 posts · 2 followers · 1 following · 3 likes received" in own, line
+        assert "three" in own and "On: Console" in own, line
 
 
 async def test_profile_latest_posts_are_buttons_and_others_get_a_follow_button(chat: Chat) -> None:

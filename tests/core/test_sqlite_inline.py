@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,12 @@ def on_thread() -> Iterator[list[str]]:
         yield hops
     finally:
         sqlite_inline.Connection.on_thread = real  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def fresh_long_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which statements overran is remembered per process: each test starts with none."""
+    monkeypatch.setattr(sqlite_inline, "LONG_STATEMENTS", sqlite_inline._LongStatements())
 
 
 @pytest.fixture
@@ -127,6 +136,35 @@ async def test_a_long_read_moves_to_the_worker_thread_and_gives_the_full_answer(
     assert ticked >= 3, "the loop was held up for the whole query"
 
 
+async def test_a_read_that_keeps_overrunning_goes_straight_to_the_thread_until_it_is_short_again(
+    engine: AsyncEngine,
+) -> None:
+    """Started inline and interrupted twice, then sent to the thread at once (no inline start wasted); once it
+    runs short there, it is tried inline again."""
+    query = text(LONG_COUNT)
+    calls: list[str] = []
+    real_run = sqlite_inline.Connection.run
+
+    async def run(self: sqlite_inline.Connection, fn: Any, *, interruptible: bool = False) -> Any:
+        if interruptible:  # a SELECT started inline (cursors are made and closed through run too)
+            calls.append("inline")
+        return await real_run(self, fn, interruptible=interruptible)
+
+    sqlite_inline.Connection.run = run  # type: ignore[method-assign]
+    try:
+        async with engine.connect() as conn:
+            for _ in range(3):
+                await conn.execute(query, {"n": 3_000_000})
+            assert calls == ["inline", "inline"]  # the third went straight to the thread
+            for _ in range(2):  # short now (the same SQL): two short runs take both strikes back
+                await conn.execute(query, {"n": 10})
+            calls.clear()
+            await conn.execute(query, {"n": 10})
+            assert calls == ["inline"]
+    finally:
+        sqlite_inline.Connection.run = real_run  # type: ignore[method-assign]
+
+
 async def test_a_short_read_and_a_write_stay_on_the_loops_thread(engine: AsyncEngine) -> None:
     with on_thread() as hops:
         async with engine.begin() as conn:
@@ -150,3 +188,86 @@ async def test_a_wal_checkpoint_runs_on_the_worker_thread(engine: AsyncEngine) -
         async with engine.connect() as conn:
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
     assert hops == ["statement"]
+
+
+LONG_INSERT = (
+    "INSERT INTO t SELECT x FROM "
+    "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT :n) SELECT x FROM c)"
+)
+
+
+async def test_a_long_write_runs_to_its_end_and_after_two_long_runs_goes_to_the_thread(engine: AsyncEngine) -> None:
+    """A write is never interrupted (SQLite may say "interrupted" after it made its changes); one that keeps
+    running long stops holding up the loop after its second long run."""
+    for run in range(3):
+        with on_thread() as hops:
+            async with engine.begin() as conn:
+                await conn.execute(text(LONG_INSERT), {"n": 300_000})
+        assert hops == ([] if run < 2 else ["statement"]), run
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 900_000
+
+
+async def test_a_write_is_never_interrupted(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite may report a write as interrupted after it made its changes, the transaction still open (the
+    progress handler is called as the statement ends too): run again, an UPDATE whose WHERE no longer matches
+    would report no row changed (the outbox then took its own claim for lost). So a write gets no progress
+    handler: with a budget of 0 and a look at the clock at every step, it still runs once, inline."""
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t VALUES (1)"))
+    monkeypatch.setattr(sqlite_inline, "INLINE_BUDGET", 0.0)
+    monkeypatch.setattr(sqlite_inline, "_WATCH_EVERY", 1)
+    with on_thread() as hops:
+        async with engine.begin() as conn:
+            changed = await conn.execute(text("UPDATE t SET x = x + 1 WHERE x = 1"))
+            assert changed.rowcount == 1
+    assert hops == []
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT x FROM t"))).scalar() == 2
+
+
+async def test_a_long_later_write_of_a_transaction_runs_to_its_end_and_keeps_the_first(engine: AsyncEngine) -> None:
+    """Interrupting it would roll back the write before it too: it is not interrupted."""
+    with on_thread() as hops:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (-1)"))
+            await conn.execute(text(LONG_INSERT), {"n": 300_000})
+    assert hops == []
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*), min(x) FROM t"))).one() == (300_001, -1)
+
+
+async def test_background_work_runs_every_statement_on_the_thread(engine: AsyncEngine) -> None:
+    with on_thread() as hops, sqlite_inline.background():
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            await conn.execute(text("DELETE FROM t WHERE x = 1"))
+    assert hops == ["statement", "statement"]
+    with on_thread() as hops:  # and outside it, inline again
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert hops == []
+
+
+async def test_nothing_runs_inline_while_the_connection_is_busy_on_the_thread(tmp_path: Path) -> None:
+    """A caller cancelled while its statement runs on the worker thread leaves it running there: whatever comes
+    next on that connection (SQLAlchemy's rollback, say) must wait behind it, not use the connection at once from
+    the loop's thread."""
+    connector = partial(sqlite3.connect, tmp_path / "busy.db", **sqlite_inline.connect_args())
+    connection = await sqlite_inline.Connection(connector, iter_chunk_size=64)
+    busy = threading.Event()
+
+    def slow() -> None:
+        busy.set()
+        time.sleep(0.3)
+        busy.clear()
+
+    try:
+        running = asyncio.create_task(connection.on_thread(slow))
+        await asyncio.to_thread(busy.wait, 5)
+        running.cancel()
+        overlapped = await connection.run(busy.is_set)
+        assert not overlapped, "ran on the loop's thread while the worker thread still used the connection"
+        assert await connection.run(lambda: 1) == 1
+    finally:
+        await connection.close()

@@ -94,7 +94,7 @@ async def statements_of(core: Core, call: str) -> int:
 EXPECTED = {
     "/feed": 2,
     "feed before {older}": 2,
-    "/profile @author0": 4,  # the person, the counts and platforms (one), the latest posts
+    "/profile @author0": 3,  # the person, the other person with the counts and platforms (one), the latest posts
     "/top": 2,
     "like {post}": 5,
     "/unfollow author1": 4,
