@@ -485,49 +485,66 @@ class GenerationQueue:
     async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()
         stale: str | None = None  # our file, when no post of ours uses it
+        finished: GenerationJob | None = None
         async with self.sessions() as session, turn:  # the session outside the turn: see _claim
             # Read through the job's row, not the copy loaded at claim time: a merge of two accounts
             # (core.merging) may have moved the job to another person meanwhile.
             author = await session.scalar(_AUTHOR_OF_JOB, {"job": job.id})
             parent = await session.get(Post, job.parent_id) if job.parent_id else None
-            if author is None:
-                return
-            parent_id = parent.id if parent is not None else None
-            if stored.post_id is not None and (author.handle, parent_id) != (handle, job.parent_id):
-                # Rare: a merge moved the job, a rename, or the parent went away since the file was signed.
-                stale = stored.path
-                stored = await self._resign(stored, stored.post_id, author.handle, job.prompt, parent_id)
-            post = await posts.create_post(
-                session,
-                author,
-                job.prompt,
-                stored.image,
-                stored.path,
-                parent=parent,
-                visibility=job.visibility,
-                origin=origin_of(job, stored),
-                post_id=stored.post_id,
-            )
-            finished = await session.scalar(
-                _DONE, {"job": job.id, "owner": self.worker_id, "post": post.id, "at": utcnow()}
-            )
-            if finished is None:
-                # Another worker took this job over (a restart while we ran): its post is the one.
-                await session.rollback()
-                log.warning("generation job %s was taken over; dropping our result", job.id)
-                # Signed with our post id, the file is ours alone.
-                stale = stored.path if stored.post_id is not None else stale
+            if author is None:  # the account is gone, and the job with it
+                stale = stored.path if stored.post_id is not None else None  # signed for our post id: ours alone
             else:
-                await self.on_progress(session, finished)
-                if parent is not None and post.is_public:  # a private remix is not the parent author's news
-                    await self._tell_ancestors(session, post, parent)
-                if post.is_public:
-                    await self.on_published(session, post)
-                await session.commit()
+                finished, stale = await self._post_and_done(session, job, stored, handle, author, parent)
         if stale is not None:
             await self.images.media.delete(stale)
         if finished is not None:
             self.on_committed()
+
+    async def _post_and_done(
+        self,
+        session: AsyncSession,
+        job: GenerationJob,
+        stored: StoredImage,
+        handle: str,
+        author: Person,
+        parent: Post | None,
+    ) -> tuple[GenerationJob | None, str | None]:
+        """Inside the turn: the post and the job marked done, committed. Returns the done job (None when
+        another worker took the job over) and our file when no post uses it."""
+        stale: str | None = None
+        parent_id = parent.id if parent is not None else None
+        if stored.post_id is not None and (author.handle, parent_id) != (handle, job.parent_id):
+            # Rare: a merge moved the job, a rename, or the parent went away since the file was signed.
+            stale = stored.path
+            stored = await self._resign(stored, stored.post_id, author.handle, job.prompt, parent_id)
+        post = await posts.create_post(
+            session,
+            author,
+            job.prompt,
+            stored.image,
+            stored.path,
+            parent=parent,
+            visibility=job.visibility,
+            origin=origin_of(job, stored),
+            post_id=stored.post_id,
+        )
+        finished = await session.scalar(
+            _DONE, {"job": job.id, "owner": self.worker_id, "post": post.id, "at": utcnow()}
+        )
+        if finished is None:
+            # Another worker took this job over (a restart while we ran): its post is the one.
+            await session.rollback()
+            log.warning("generation job %s was taken over; dropping our result", job.id)
+            # Signed with our post id, the file is ours alone.
+            stale = stored.path if stored.post_id is not None else stale
+        else:
+            await self.on_progress(session, finished)
+            if parent is not None and post.is_public:  # a private remix is not the parent author's news
+                await self._tell_ancestors(session, post, parent)
+            if post.is_public:
+                await self.on_published(session, post)
+            await session.commit()
+        return finished, stale
 
     async def _store(
         self,
