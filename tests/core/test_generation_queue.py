@@ -443,3 +443,26 @@ async def test_an_author_renamed_while_the_image_is_made_is_named_in_its_signatu
     async with core.sessions() as session:
         post = await session.get(Post, job.post_id)
     assert post is not None and stored_files(core) == {post.image_path}  # the file signed for @alice is gone
+
+
+async def test_a_job_longer_than_its_lease_keeps_it_while_its_worker_lives(make_core) -> None:
+    """One renewer keeps the leases of all of the queue's running jobs: an idle worker polling meanwhile
+    finds none of them claimable, so no image is made twice."""
+    backend = ScriptedBackend()
+    backend.gate = asyncio.Event()
+    core = await make_core(backend, generation_concurrency=3, generation_lease_seconds=1.0)
+    core.queue.config = replace(core.queue.config, poll_seconds=0.1)  # the idle worker looks often
+    chat = Chat(core)
+    first = await chat.say("alice", "/imagine a slow fox")
+    second = await chat.say("bob", "/imagine a slow owl")
+    await until(lambda: _value(backend.calls), 2)
+    async with core.sessions() as session:
+        claimed = await session.scalar(select(func.min(GenerationJob.lease_until)))
+    await asyncio.sleep(2.5)  # two and a half leases
+    async with core.sessions() as session:
+        renewed = await session.scalar(select(func.min(GenerationJob.lease_until)))
+    assert claimed is not None and renewed is not None and renewed > claimed
+    backend.gate.set()
+    done = [await chat.finish(first), await chat.finish(second)]
+    assert [job.status for job in done] == ["done", "done"] and [job.attempts for job in done] == [1, 1]
+    assert backend.calls == 2 and await count(core, Post) == 2
