@@ -113,6 +113,15 @@ async def prepare(db: str, args: argparse.Namespace, builder: Builder) -> str:
     return url
 
 
+def warm_file(path: Path) -> None:
+    """Read the database file once, so that its pages are in the OS page cache, as a server's are after it
+    has run a while. These machines drop the page cache now and then, and a cold file put reads from disk into
+    the tails (a /profile p99 of 8.8 ms instead of 2.3 right after the cache was dropped)."""
+    with path.open("rb") as file:
+        while file.read(1 << 20):
+            pass
+
+
 async def live_pragmas(core: Core) -> dict[str, str]:
     values = {}
     async with core.engine.connect() as conn:
@@ -138,6 +147,8 @@ async def _checkpoints(core: Core, how: str) -> None:
 
 async def bench_one(db: str, args: argparse.Namespace, builder: Builder) -> Result:
     url = await prepare(db, args, builder)
+    if db == "sqlite":
+        await asyncio.to_thread(warm_file, Path(make_url(url).database or ""))
     settings = Settings(
         _env_file=None,
         database_url=url,
