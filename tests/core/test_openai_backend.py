@@ -149,14 +149,20 @@ async def test_jpeg_output_is_stored_as_sent(fake_openai: FakeOpenAI) -> None:  
     assert fake_openai.image_requests[0]["output_format"] == "jpeg"
 
 
-async def test_the_image_service_stores_a_file(
+async def test_the_image_service_asks_for_the_aspects_size_and_leaves_storing_to_the_queue(
     backend: OpenAIBackend,
     tmp_path: Path,
     fake_openai: FakeOpenAI,  # noqa: F811
 ) -> None:
-    stored = await ImageService(backend, MediaStore(tmp_path)).create("a calm lake", 7, "9:16", "bob")
-    assert (tmp_path / stored.path).read_bytes() == stored.image.data
+    """The queue signs the image for its post and stores it once (tests/core/test_generation_queue.py)."""
+    generated, edited = await ImageService(backend, MediaStore(tmp_path)).create("a calm lake", 7, "9:16", "bob")
+    assert generated.data.startswith(b"\x89PNG") and not edited
     assert fake_openai.image_requests[0]["size"] == "864x1536"
+    assert not files_in(tmp_path)
+
+
+def files_in(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
 
 
 # --- error mapping --------------------------------------------------------------------------------------
