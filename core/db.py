@@ -26,7 +26,7 @@ from core.models import Base, table
 # WAL lets readers (feeds, profiles) run while a writer commits; NORMAL sync is safe under WAL
 # (a power cut can lose the last commit, never corrupt the file). How long a second writer waits for the
 # lock (instead of failing at once with "database is locked") is core.sqlite_inline's BUSY_TIMEOUT_MS: it
-# waits on aiosqlite's thread, never on the event loop's.
+# waits without holding up the event loop.
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",

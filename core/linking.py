@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,10 +62,8 @@ def shown(code: str) -> str:
 
 
 async def platforms(session: AsyncSession, person_id: int) -> list[str]:
-    return sorted(await session.scalars(_PLATFORMS, {"person_id": person_id}))
-
-
-_PLATFORMS = select(Identity.platform).where(Identity.person_id == bindparam("person_id")).distinct()  # per /profile
+    rows = await session.scalars(select(Identity.platform).where(Identity.person_id == person_id).distinct())
+    return sorted(rows)
 
 
 async def create_code(session: AsyncSession, person: Person, identity: Identity) -> str:

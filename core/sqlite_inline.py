@@ -47,7 +47,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_
 
-BUSY_TIMEOUT_MS = 5000  # how long a statement on the worker thread waits for another connection's write lock
+BUSY_TIMEOUT_MS = 5000  # how long a statement waits for another connection's write lock
 INLINE_BUDGET = 0.002  # seconds a SELECT may hold the event loop before it moves to the worker thread
 _WATCH_EVERY = 1000  # SQLite virtual machine steps between looks at the clock
 
@@ -56,8 +56,7 @@ T = TypeVar("T")
 
 def connect_args() -> dict[str, Any]:
     """What `sqlite3.connect` needs for this: no waiting for locks on the loop's thread, and a connection
-    that the loop's thread and aiosqlite's may both use (one at a time: aiosqlite's queue and SQLAlchemy's
-    per-connection mutex see to that)."""
+    that the loop's thread and aiosqlite's may both use (one at a time: see `Connection`)."""
     return {"timeout": 0, "check_same_thread": False}
 
 
@@ -144,7 +143,7 @@ def _lock_line() -> asyncio.Lock:
     return line
 
 
-def lock_line_busy() -> bool:
+def _lock_line_busy() -> bool:
     running = _LINES.get(asyncio.get_running_loop())
     return running is not None and running.locked()
 
@@ -164,9 +163,9 @@ class Connection(aiosqlite.Connection):
         return await self.run(partial(fn, *args, **kwargs))
 
     async def run(self, fn: Callable[[], T], *, interruptible: bool = False) -> T:
-        """`fn` here, or on the worker thread if it must wait for a lock. `interruptible` (nothing is lost by
-        interrupting it): past INLINE_BUDGET it is interrupted and _Overran raised, for the caller to run it
-        on the thread."""
+        """`fn` here (behind anything of this connection on the worker thread, there), and again in line if
+        another connection holds the write lock. `interruptible` (nothing is lost by interrupting it): past
+        INLINE_BUDGET it is interrupted and _Overran raised, for the caller to run it on the thread."""
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         if self._sent != self._finished:
@@ -255,7 +254,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
             elif LONG_STATEMENTS.known_long(operation):
                 rows = await connection.on_thread(statement)
                 LONG_STATEMENTS.ran(operation, took)
-            elif not _is_select(operation) and not connection.in_transaction and lock_line_busy():
+            elif not _is_select(operation) and not connection.in_transaction and _lock_line_busy():
                 rows = await connection.wait_for_lock(statement)  # behind those already waiting for the lock
             elif not _is_select(operation):
                 rows = await connection.run(statement)  # never interrupted: see the module's doc

@@ -180,9 +180,25 @@ async def compose_pass(
         )
         if due or force:
             stats.dates.add(day)
-            await _compose_group(sessions, settings, window, zone_name, at, day, pool, handle, stats)
+            await _compose_group(_Group(sessions, settings, window, zone_name, at, day, pool, handle, stats))
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """The people of one (time zone, digest time) group whose digest is due, and what their chunks are read and
+    written with."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    settings: Settings
+    window: Window
+    zone_name: str | None
+    at: str | None
+    day: date
+    pool: list[tuple[int, int]]  # trending posts, (post, author)
+    handle: str | None  # only this person (the operators' command)
+    stats: PassStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,87 +211,59 @@ class _Chunk:
     blocks: dict[int, set[int]]
 
 
-async def _compose_group(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    window: Window,
-    zone_name: str | None,
-    at: str | None,
-    day: date,
-    pool: list[tuple[int, int]],
-    handle: str | None,
-    stats: PassStats,
-) -> None:
+async def _compose_group(group: _Group) -> None:
     """Chunk after chunk, the next one's queries running while this one's rows are built and written: the
     long queries wait on the database (or SQLite's worker thread), the rows are Python's work, and the
     two overlap instead of taking turns."""
 
     def read(after: int) -> asyncio.Task[_Chunk | None]:
-        chunk = _read_chunk(sessions, settings, window, zone_name, at, day, handle, after)
-        return asyncio.create_task(chunk, name="digest-chunk")
+        return asyncio.create_task(_read_chunk(group, after), name="digest-chunk")
 
     reading = read(0)
     try:
         while (chunk := await reading) is not None:
             reading = read(chunk.ids[-1])
-            await _write_chunk(sessions, settings, chunk, day, pool, stats)
+            await _write_chunk(group, chunk)
     finally:
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reading
 
 
-async def _read_chunk(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    window: Window,
-    zone_name: str | None,
-    at: str | None,
-    day: date,
-    handle: str | None,
-    after: int,
-) -> _Chunk | None:
-    async with sessions() as session:
+async def _read_chunk(group: _Group, after: int) -> _Chunk | None:
+    async with group.sessions() as session:
         query = (
             select(Person.id)
             .where(
                 Person.id > after,
                 Person.digest_enabled.is_(True),
-                Person.timezone.is_(None) if zone_name is None else Person.timezone == zone_name,
-                Person.digest_time.is_(None) if at is None else Person.digest_time == at,
-                _undelivered(day),
+                Person.timezone.is_(None) if group.zone_name is None else Person.timezone == group.zone_name,
+                Person.digest_time.is_(None) if group.at is None else Person.digest_time == group.at,
+                _undelivered(group.day),
             )
             .order_by(Person.id)
             .limit(CHUNK)
         )
-        if handle:
-            query = query.where(Person.handle == handle)
+        if group.handle:
+            query = query.where(Person.handle == group.handle)
         ids = list(await session.scalars(query))
         if not ids:
             return None
         targets = await reachable_targets(session, ids)
-        picks = await followed_picks(session, ids, window, settings.digest_size)
+        picks = await followed_picks(session, ids, group.window, group.settings.digest_size)
         blocks = await blocked_sets(session, ids)
     return _Chunk(ids, targets, picks, blocks)
 
 
-async def _write_chunk(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    chunk: _Chunk,
-    day: date,
-    pool: list[tuple[int, int]],
-    stats: PassStats,
-) -> None:
+async def _write_chunk(group: _Group, chunk: _Chunk) -> None:
+    stats, size = group.stats, group.settings.digest_size
     rows = []
     for person_id in chunk.ids:
-        posts = top_up(
-            chunk.picks.get(person_id, []), pool, person_id, settings.digest_size, chunk.blocks.get(person_id)
-        )
-        rows.append(_row(person_id, day, chunk.targets.get(person_id), posts))
+        posts = top_up(chunk.picks.get(person_id, []), group.pool, person_id, size, chunk.blocks.get(person_id))
+        rows.append(_row(person_id, group.day, chunk.targets.get(person_id), posts))
         stats.empty += not posts
         stats.unreachable += bool(posts) and person_id not in chunk.targets
-    async with sessions() as session:
+    async with group.sessions() as session:
         await session.execute(insert_ignore_many(session, Delivery), rows)
         await session.commit()
     stats.considered += len(chunk.ids)
