@@ -106,7 +106,7 @@ class Exchange:
             if reply.ask is not None and await self._open_modal(reply):
                 continue
             if reply.job_id is not None:
-                await self.answer(await self._follow(reply), ephemeral=True)
+                await self._follow(reply)
             elif reply.edit and self.pressed:
                 await self._edit_pressed(reply)
             else:
@@ -139,18 +139,22 @@ class Exchange:
         await self.interaction.response.send_modal(form)
         return True
 
-    async def _follow(self, reply: Reply) -> Reply:
+    async def _follow(self, reply: Reply) -> None:
         """A generation's progress as a normal message, which the outbox edits as the job goes on
-        (an interaction's own messages can be edited for 15 minutes only); the note for the person."""
+        (an interaction's own messages can be edited for 15 minutes only). The person's note goes
+        first: the progress message waits its turn in the channel's and the global rate limits,
+        which a burst fills for seconds, and the interaction must be acknowledged within 3 s."""
         chat = self.actor.direct_chat if self.progress_by_dm else self.actor.chat_id
         assert chat is not None and reply.job_id is not None
+        note = FOLLOWED_BY_DM if chat != self.actor.chat_id else FOLLOWED_HERE
+        await self.answer(Reply(text=note), ephemeral=True)
         try:
             ref = await self.messenger.send(chat, reply)
         except DeliveryError as exc:  # e.g. a channel the bot cannot write to (installed by a user)
             log.info("cannot show job %s's progress in chat %s: %s", reply.job_id, chat, exc)
-            return reply
+            await self.interaction.edit_original_response(**_edit_parts(reply, []))  # instead of the note
+            return
         await self.core.progress_shown(reply.job_id, ref)
-        return Reply(text=FOLLOWED_BY_DM if chat != self.actor.chat_id else FOLLOWED_HERE)
 
     async def _apologise(self) -> None:
         try:

@@ -154,6 +154,35 @@ async def test_a_deferred_imagine_shows_its_progress_which_ends_as_the_post_with
     check_outgoing(discord_api)
 
 
+async def test_an_imagine_is_acknowledged_before_its_progress_message_waits_out_a_rate_limit(
+    running: Running, discord_api: FakeDiscord
+) -> None:
+    """The core answers at once, but the progress message is held up (here by a 429, in a burst by the
+    channel's and the global rate limits): the interaction must not wait for it, or Discord drops it."""
+    alice = discord_api.add_user("alice")
+    discord_api.fail(SEND, "429", retry_after=0.4)
+    pushed = await answered(discord_api, await discord_api.slash("imagine", alice, prompt="a slow fox"))
+    progress = await discord_api.wait_for(SEND, lambda c: c.status == 200 and "a slow fox" in str(c.body))
+    [callback] = [c for c in discord_api.calls_of(CALLBACK) if c.params["interaction_id"] == pushed.id]
+    assert callback.at < progress.at - 0.3  # acknowledged before the limit ran out, not after the send
+    assert pushed.response_type == MESSAGE and pushed.ephemeral and "on its way" in pushed.original["content"]
+    async with asyncio.timeout(30):
+        await running.bot.core.drain()
+
+
+async def test_an_imagine_in_a_channel_closed_to_the_bot_shows_its_progress_in_the_answer_instead(
+    running: Running, discord_api: FakeDiscord
+) -> None:
+    alice = discord_api.add_user("alice")
+    discord_api.fail(SEND, "403", channel_id=discord_api.general.id)
+    pushed = await answered(discord_api, await discord_api.slash("imagine", alice, prompt="a hidden fox"))
+    await discord_api.wait_for(EDIT_ORIGINAL, lambda c: c.params["webhook_token"] == pushed.token)
+    content = pushed.original["content"]
+    assert "on its way" not in content and ("Queued" in content or "Generating" in content), content
+    async with asyncio.timeout(30):
+        await running.bot.core.drain()
+
+
 async def test_a_like_press_is_a_notice_for_the_person_and_updates_the_card(
     running: Running, discord_api: FakeDiscord
 ) -> None:
