@@ -13,12 +13,14 @@ from sqlalchemy import Insert, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Result, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_
 
 from core import sqlite_inline
 from core.models import Base, table
@@ -72,8 +74,21 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine.sync_engine, "checkout", _ping_postgres)
+    return engine
+
+
+def _ping_postgres(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection is tried before it is handed out, so the first command after a server restart
+    (or an idle connection cut by a firewall) gets a new connection instead of an error. This is
+    `pool_pre_ping` in one round trip: SQLAlchemy's asyncpg ping wraps its `;` in BEGIN and ROLLBACK (for
+    PgBouncer's transaction mode, which we do not use), three round trips before every command."""
+    try:
+        await_(dbapi_connection.driver_connection.fetchrow(";"))
+    except Exception as exc:  # whatever broke it, the pool replaces the connection and tries once more
+        raise DisconnectionError(f"the pooled connection failed its ping: {exc!r}") from exc
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
