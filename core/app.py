@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core import bans, commands, gallery, outbox, people, scheduler, sent_files, threads
+from core import bans, commands, gallery, outbox, people, readonly, scheduler, sent_files, threads
 from core.actor import Actor
 from core.config import Settings
 from core.db import Checkpointer, create_sessionmaker
@@ -94,6 +94,7 @@ class Core:
         self.settings = settings
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        self._reads_without_transaction = engine.dialect.name == "postgresql"  # core.readonly
         self.checkpointer = Checkpointer(engine)
         self.media = media
         self.backend = backend
@@ -275,20 +276,13 @@ class Core:
         request_id: str | None,
     ) -> list[Reply]:
         try:
-            async with self.sessions() as session:
-                person = await self._person(session, actor)
-                # Configured in ADMINS, or promoted by one of those with /admin add.
-                admin = self.settings.is_admin(person.handle, actor.platform_id) or person.promoted_admin
-                limited = None if admin else self._rate_limited(person.id, found.name, via_button, values_of)
-                if limited is not None:
-                    return [limited]
-                values = values_of()
-                ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
-                await bans.check(session, person, found.name, self.galleries)
-                replies = await found.handler(ctx, **values)
-                await session.commit()
-            for effect in ctx.after_commit:
-                await effect()
+            if found.reads_only and self._reads_without_transaction:
+                read = await self._attempt(actor, found, values_of, via_button, request_id, reading=True)
+                if read is not None:
+                    return read
+            # A command that writes, or a read for which the person's row has a write due.
+            replies = await self._attempt(actor, found, values_of, via_button, request_id, reading=False)
+            assert replies is not None, "only a reading attempt gives up"
             return replies
         except UserError as exc:
             text = str(exc) or found.usage_line  # a bare UsageError: the usage is the answer
@@ -296,6 +290,41 @@ class Core:
         except Exception:
             log.exception("command /%s failed", found.name)
             return [Reply(text=OOPS, notice=via_button, error=True)]
+
+    async def _attempt(
+        self,
+        actor: Actor,
+        found: commands.Command,
+        values_of: Callable[[], Values],
+        via_button: bool,
+        request_id: str | None,
+        *,
+        reading: bool,
+    ) -> list[Reply] | None:
+        """The command in one session. `reading`: outside a transaction (core.readonly), or None, with
+        nothing done, when the person's own row needs a write first (first contact, the last-seen touch,
+        an ended ban)."""
+        async with self.sessions() as session:
+            if reading:
+                await readonly.begin(session, found.name)
+                person = await people.known_person(session, actor)
+                if person is None or session.dirty or bans.ended(person):
+                    return None
+            else:
+                person = await self._person(session, actor)
+            # Configured in ADMINS, or promoted by one of those with /admin add.
+            admin = self.settings.is_admin(person.handle, actor.platform_id) or person.promoted_admin
+            limited = None if admin else self._rate_limited(person.id, found.name, via_button, values_of)
+            if limited is not None:
+                return [limited]
+            values = values_of()
+            ctx = commands.Context(self, session, actor, person, via_button, admin, request_id)
+            await bans.check(session, person, found.name, self.galleries)
+            replies = await found.handler(ctx, **values)
+            await session.commit()
+        for effect in ctx.after_commit:
+            await effect()
+        return replies
 
     def _rate_limited(
         self, person_id: int, name: str, via_button: bool, values_of: Callable[[], Values]

@@ -104,11 +104,16 @@ async def check(session: AsyncSession, person: Person, command: str, galleries: 
     """Refuses what a ban stops; an ended ban is lifted here, so nobody waits for the scheduler."""
     if person.banned_until is None:
         return
-    if person.banned_until <= utcnow():
+    if ended(person):
         await unban(session, person, galleries, admin=None)
         return
     if command in BANNED_FROM:
         raise UserError(banned_line(person))
+
+
+def ended(person: Person) -> bool:
+    """A ban that has run out, still to be lifted (check does it on the person's next command)."""
+    return person.banned_until is not None and person.banned_until <= utcnow()
 
 
 async def lift_expired(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +78,30 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         event.listen(engine.sync_engine, "checkout", _ping_postgres)
+        event.listen(engine.sync_engine, "checkin", _note_checkin)
     return engine
 
 
-def _ping_postgres(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """A pooled connection is tried before it is handed out, so the first command after a server restart
-    (or an idle connection cut by a firewall) gets a new connection instead of an error. This is
-    `pool_pre_ping` in one round trip: SQLAlchemy's asyncpg ping wraps its `;` in BEGIN and ROLLBACK (for
-    PgBouncer's transaction mode, which we do not use), three round trips before every command."""
+# A connection given back this recently is handed out again without a ping, as HikariCP does (its
+# aliveBypassWindowMs, 500 ms by default): it was just working, and a ping per command is a round trip
+# more than /top's two statements. A connection that breaks inside the window fails one command, and
+# SQLAlchemy then drops every pooled connection as old as it, so the next command reconnects.
+PING_AFTER_IDLE_SECONDS = 0.5
+_RETURNED_AT = "returned_at"  # in the pool record's info: time.monotonic() of the last checkin
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _ping_postgres(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A pooled connection idle for a while is tried before it is handed out, so the first command after
+    a server restart (or an idle connection cut by a firewall) gets a new connection instead of an
+    error. This is `pool_pre_ping` in one round trip: SQLAlchemy's asyncpg ping wraps its `;` in BEGIN
+    and ROLLBACK (for PgBouncer's transaction mode, which we do not use), three round trips."""
+    returned = record.info.get(_RETURNED_AT)
+    if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+        return
     try:
         await_(dbapi_connection.driver_connection.fetchrow(";"))
     except Exception as exc:  # whatever broke it, the pool replaces the connection and tries once more

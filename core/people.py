@@ -66,13 +66,22 @@ _WHO = (
 
 async def ensure_person(session: AsyncSession, actor: Actor, admins: Admins | None = None) -> tuple[Person, bool]:
     """The person behind this actor, created on first contact. Returns (person, created)."""
-    found = (await session.execute(_WHO, {"platform": actor.platform, "user_id": actor.user_id})).first()
-    if found is not None:
-        identity, person = found
-        # Touch after the load: an autoflush would empty `session.dirty`, and the caller commits only when dirty.
-        _touch(identity, actor)
+    person = await known_person(session, actor)
+    if person is not None:
         return person, False
     return await _create_person(session, actor, admins or Admins()), True
+
+
+async def known_person(session: AsyncSession, actor: Actor) -> Person | None:
+    """The person behind this actor if there is one, their identity touched (which makes the session
+    dirty when contact is due to be recorded)."""
+    found = (await session.execute(_WHO, {"platform": actor.platform, "user_id": actor.user_id})).first()
+    if found is None:
+        return None
+    identity, person = found
+    # Touch after the load: an autoflush would empty `session.dirty`, and the caller commits only when dirty.
+    _touch(identity, actor)
+    return person
 
 
 def _touch(identity: Identity, actor: Actor) -> None:

@@ -79,6 +79,7 @@ async def bio(ctx: Context, text: str | None) -> list[Reply]:
     "profile",
     "show a profile (yours without a handle)",
     params=(Param("handle", ParamType.HANDLE, "whose profile; yours when left out"),),
+    reads_only=True,
 )
 async def profile(ctx: Context, handle: str | None) -> list[Reply]:
     if handle is None:

@@ -20,6 +20,7 @@ CURSOR = (
     "newest posts from the people you follow",
     params=CURSOR,
     examples=("/feed (then use the Older and Newer buttons)",),
+    reads_only=True,
 )
 async def feed(ctx: Context, direction: str | None, post: int | None) -> list[Reply]:
     # Written by the Older and Newer buttons ("feed before 12"), never by people.
@@ -42,7 +43,7 @@ async def feed(ctx: Context, direction: str | None, post: int | None) -> list[Re
     return replies
 
 
-@command("top", "the most liked posts of the last 24 hours")
+@command("top", "the most liked posts of the last 24 hours", reads_only=True)
 async def top(ctx: Context) -> list[Reply]:
     views = await top_posts(ctx.session, viewer_id=ctx.person.id)
     if not views:

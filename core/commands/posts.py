@@ -96,7 +96,7 @@ async def like(ctx: Context, post: int) -> list[Reply]:
     return [Reply(text=message, notice=True), cards.card(view, ctx.core.media, edit=True)]
 
 
-@command("post", "show one post", params=(POST,))
+@command("post", "show one post", params=(POST,), reads_only=True)
 async def show(ctx: Context, post: int) -> list[Reply]:
     view = await posts.visible_view(ctx.session, post, ctx.person)
     found = view.post
@@ -108,7 +108,9 @@ async def show(ctx: Context, post: int) -> list[Reply]:
     return [cards.card(view, ctx.core.media), comments.listing(found.id, latest, more=more, title=title)]
 
 
-@command("lineage", "a post's ancestors back to the original, and its most liked remixes", params=(POST,))
+@command(
+    "lineage", "a post's ancestors back to the original, and its most liked remixes", params=(POST,), reads_only=True
+)
 async def lineage_of(ctx: Context, post: int) -> list[Reply]:
     view = await posts.visible_view(ctx.session, post, ctx.person)
     found = view.post
