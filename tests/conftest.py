@@ -79,5 +79,16 @@ async def core(settings: Settings, database_url: str) -> AsyncIterator[Core]:
 
 
 @pytest.fixture
+async def quiet(settings: Settings, database_url: str) -> AsyncIterator[Core]:
+    """A core without its background workers: every statement sent is the test's own."""
+    app = await bootstrap(settings)
+    try:
+        yield app
+    finally:
+        await app.aclose()
+        await empty_tables(database_url)
+
+
+@pytest.fixture
 def chat(core: Core) -> Chat:
     return Chat(core)

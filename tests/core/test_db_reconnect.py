@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from core.app import OOPS, bootstrap
-from core.config import Settings
+from core.app import OOPS, Core
 from core.db import PING_AFTER_IDLE_SECONDS, create_engine
 from tests.databases import TEST_DATABASE_URL
 from tests.support import actor
@@ -36,32 +35,28 @@ async def cut_connections(database: str) -> int:
     return int(cut or 0)
 
 
-async def test_a_command_after_the_server_cut_the_pooled_connections_is_answered(settings: Settings) -> None:
-    core = await bootstrap(settings)
-    try:
-        alice = actor("alice")
-        await core.handle(alice, "/start")
-        assert await cut_connections(str(make_url(settings.database_url).database)) >= 1
-        await asyncio.sleep(PING_AFTER_IDLE_SECONDS + 0.1)  # a connection idle this long is pinged first
-        for line in ("/profile", "/top", "/bio cut and back"):  # each checks a connection out of the pool
-            replies = await core.handle(alice, line)
-            assert not any(r.error for r in replies) and OOPS not in replies[0].text, (line, replies)
-    finally:
-        await core.aclose()
+def database_of(core: Core) -> str:
+    return str(make_url(core.settings.database_url).database)
 
 
-async def test_a_connection_cut_right_after_use_fails_one_command_at_most(settings: Settings) -> None:
+async def test_a_command_after_the_server_cut_the_pooled_connections_is_answered(quiet: Core) -> None:
+    alice = actor("alice")
+    await quiet.handle(alice, "/start")
+    assert await cut_connections(database_of(quiet)) >= 1
+    await asyncio.sleep(PING_AFTER_IDLE_SECONDS + 0.1)  # a connection idle this long is pinged first
+    for line in ("/profile", "/top", "/bio cut and back"):  # each checks a connection out of the pool
+        replies = await quiet.handle(alice, line)
+        assert not any(r.error for r in replies) and OOPS not in replies[0].text, (line, replies)
+
+
+async def test_a_connection_cut_right_after_use_fails_one_command_at_most(quiet: Core) -> None:
     """Inside the window no ping is sent: the one command that meets the cut connection says sorry,
     saves nothing, and the pool drops its connections, so the next command gets a new one."""
-    core = await bootstrap(settings)
-    try:
-        alice = actor("alice")
-        await core.handle(alice, "/start")
-        assert await cut_connections(str(make_url(settings.database_url).database)) >= 1
-        answers = [await core.handle(alice, line) for line in ("/bio lost", "/bio kept", "/top")]
-        failed = [replies for replies in answers if OOPS in replies[0].text]
-        assert len(failed) <= 1 and OOPS not in answers[-1][0].text, answers
-        profile = await core.handle(alice, "/profile")
-        assert "kept" in profile[0].text
-    finally:
-        await core.aclose()
+    alice = actor("alice")
+    await quiet.handle(alice, "/start")
+    assert await cut_connections(database_of(quiet)) >= 1
+    answers = [await quiet.handle(alice, line) for line in ("/bio lost", "/bio kept", "/top")]
+    failed = [replies for replies in answers if OOPS in replies[0].text]
+    assert len(failed) <= 1 and OOPS not in answers[-1][0].text, answers
+    profile = await quiet.handle(alice, "/profile")
+    assert "kept" in profile[0].text

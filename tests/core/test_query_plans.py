@@ -8,7 +8,7 @@ before sorting takes 7 ms for someone following 415 busy people (bench/README.md
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,26 +16,16 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from core.app import Core, bootstrap
-from core.config import Settings
-from core.db import is_sqlite
+from core.app import Core
 from core.feed.digest import compose_pass
 from core.models import utcnow
-from tests.conftest import empty_tables
 from tests.core.test_statement_counts import network
+from tests.databases import TEST_DATABASE_URL
 from tests.support import actor
 
-
-@pytest.fixture
-async def quiet(settings: Settings, database_url: str) -> AsyncIterator[Core]:
-    if not is_sqlite(database_url):
-        pytest.skip("SQLite's planner; PostgreSQL's feed plan is the LATERAL join (core/feed/timeline.py)")
-    app = await bootstrap(settings)
-    try:
-        yield app
-    finally:
-        await app.aclose()
-        await empty_tables(database_url)
+pytestmark = pytest.mark.skipif(
+    bool(TEST_DATABASE_URL), reason="SQLite's planner; PostgreSQL's: tests/core/test_query_plans_postgres.py"
+)
 
 
 async def plans_of(core: Core, line: str, table_hint: str) -> list[str]:

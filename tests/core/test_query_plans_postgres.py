@@ -9,35 +9,23 @@ caches were sized for the whole day's posts. Either cost more than the query (be
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, text
 
-from core.app import Core, bootstrap
-from core.config import Settings
-from core.db import is_sqlite
+from core.app import Core
 from core.feed.ranking import hot_score
 from core.models import Post, utcnow
-from tests.conftest import empty_tables
 from tests.core.test_query_plans import recorded
+from tests.databases import TEST_DATABASE_URL
 from tests.support import actor
 
+pytestmark = pytest.mark.skipif(
+    not TEST_DATABASE_URL, reason="PostgreSQL's planner (SQLite's: tests/core/test_query_plans.py)"
+)
 DAY_POSTS = 5000  # enough for the planner's estimates to matter
-
-
-@pytest.fixture
-async def quiet(settings: Settings, database_url: str) -> AsyncIterator[Core]:
-    if is_sqlite(database_url):
-        pytest.skip("PostgreSQL's planner (SQLite's: tests/core/test_query_plans.py)")
-    app = await bootstrap(settings)
-    try:
-        yield app
-    finally:
-        await app.aclose()
-        await empty_tables(database_url)
 
 
 def literal(value: Any) -> str:

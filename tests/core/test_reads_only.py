@@ -3,7 +3,7 @@ the person's own row still gets its writes (first contact, the last-seen touch, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -13,13 +13,11 @@ import pytest
 from sqlalchemy import event, select, update
 
 from core import commands
-from core.app import OOPS, Core, bootstrap
+from core.app import OOPS, Core
 from core.commands.registry import Context
-from core.config import Settings
 from core.db import is_sqlite
 from core.models import Identity, Person, Post, utcnow
 from core.replies import Reply
-from tests.conftest import empty_tables
 from tests.core.test_statement_counts import network
 from tests.support import actor
 
@@ -31,16 +29,6 @@ LINES = {
     "post": "/post {post}",
     "lineage": "/lineage {post}",
 }
-
-
-@pytest.fixture
-async def quiet(settings: Settings, database_url: str) -> AsyncIterator[Core]:
-    app = await bootstrap(settings)
-    try:
-        yield app
-    finally:
-        await app.aclose()
-        await empty_tables(database_url)
 
 
 @contextmanager

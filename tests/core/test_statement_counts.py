@@ -9,15 +9,14 @@ here and say why in the commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import event, insert
 
-from core.app import Core, bootstrap
-from core.config import Settings
+from core.app import Core
 from core.db import is_sqlite
 from core.feed.ranking import hot_score
 from core.models import Follow, Post, utcnow
@@ -26,17 +25,6 @@ from tests.core.test_sqlite_inline import on_thread
 from tests.support import actor
 
 POSTS_EACH = 7  # more than a page (5), so the feed has an Older button
-
-
-@pytest.fixture
-async def quiet(settings: Settings, database_url: str) -> AsyncIterator[Core]:
-    """A core without its background workers: every statement counted is the command's own."""
-    app = await bootstrap(settings)
-    try:
-        yield app
-    finally:
-        await app.aclose()
-        await empty_tables(database_url)
 
 
 @contextmanager
