@@ -112,9 +112,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL, for the statements built per dialect."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def insert_ignore(session: AsyncSession, table: type, **values: Any) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING on either dialect, so a repeated request is harmless."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if on_postgres(session) else sqlite_insert
     return insert(table).values(**values).on_conflict_do_nothing()
 
 
@@ -122,7 +127,7 @@ def insert_ignore_many(session: AsyncSession, model: type[Base]) -> Insert:
     """The same, to execute with a row's values or a list of rows (one executemany). Built once per
     dialect and table, on the table (not the ORM entity, whose bulk insert returns no row count): the hot
     commands (a like, a follow) pay neither the building nor its cache key."""
-    return _insert_ignoring(session.get_bind().dialect.name == "postgresql", model)
+    return _insert_ignoring(on_postgres(session), model)
 
 
 @functools.cache

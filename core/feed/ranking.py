@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.cards import PostView, view_of, with_card_data
+from core.db import on_postgres
 from core.models import Post, UTCDateTime, utcnow
 from core.visibility import listed, not_blocked
 
@@ -36,7 +37,7 @@ async def top_posts(
     params: dict[str, object] = {"since": since, "floor": hot_score(0, since)}
     if viewer_id is not None:
         params["viewer_id"] = viewer_id
-    query = _top_query(limit, viewer_id is not None, session.get_bind().dialect.name == "postgresql")
+    query = _top_query(limit, viewer_id is not None, on_postgres(session))
     return [view_of(row) for row in await session.execute(query, params)]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.cards import PostView, view_of, with_card_data
+from core.db import on_postgres
 from core.models import Follow, Post
 from core.visibility import shown
 
@@ -28,7 +29,7 @@ async def feed_page(
     session: AsyncSession, person_id: int, *, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
 ) -> FeedPage:
     """`before` walks to older posts, `after` back to newer ones; neither gives the newest page."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = on_postgres(session)
     direction = "after" if after is not None else "before" if before is not None else None
     params = {"person_id": person_id} if direction is None else {"person_id": person_id, "cursor": after or before}
     rows = [view_of(row) for row in await session.execute(_page_query(direction, size + 1, postgres), params)]
