@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, String, Update, bindparam, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from core.cards import plural
-from core.db import insert_ignore, rowcount
+from core.db import on_postgres, rowcount
 from core.errors import UserError
 from core.models import GenerationJob, Person, UTCDateTime, utcnow
 
@@ -69,23 +73,32 @@ _AHEAD = (
 )
 
 
-def _cooldown_taken(cooled: bool) -> Update:
-    """The person's row stamped with the request's time, if their cooldown is over (when there is one)."""
-    now = bindparam("now", type_=UTCDateTime())
+def _turn_taken(cooled: bool, counts_quota: bool) -> Update:
+    """The person's row stamped with the request's time, if their cooldown is over (when there is one) and,
+    with `counts_quota`, if today's jobs, the new one among them, are within the quota."""
     due = (
         or_(Person.last_generation_at.is_(None), Person.last_generation_at <= bindparam("cutoff", type_=UTCDateTime()))
         if cooled
         else true()
     )
+    within = _USED_TODAY.scalar_subquery() <= bindparam("quota", type_=Integer) if counts_quota else true()
     return (
         update(Person)
-        .where(Person.id == bindparam("person", type_=Integer), due)
-        .values(last_generation_at=now)
+        .where(Person.id == bindparam("person", type_=Integer), due, within)
+        .values(last_generation_at=bindparam("now", type_=UTCDateTime()))
         .execution_options(synchronize_session=False)
     )
 
 
-_TAKE_COOLDOWN = {cooled: _cooldown_taken(cooled) for cooled in (False, True)}
+_TAKE_TURN = {(cooled, counts): _turn_taken(cooled, counts) for cooled in (False, True) for counts in (False, True)}
+
+
+@functools.cache
+def _new_job(postgres: bool) -> ReturningInsert[GenerationJob]:
+    """The job's INSERT, which a repeat of its idempotency key leaves undone; the new row comes back in its
+    RETURNING. Built once per dialect, the values passed as parameters."""
+    insert = pg_insert if postgres else sqlite_insert
+    return insert(GenerationJob).on_conflict_do_nothing().returning(GenerationJob)
 
 
 async def quota_status(session: AsyncSession, person_id: int, limit: int | None, zone: str) -> QuotaStatus:
@@ -94,18 +107,6 @@ async def quota_status(session: AsyncSession, person_id: int, limit: int | None,
     used = await session.scalar(_USED_TODAY, {"person": person_id, "start": start})
     # Aware arithmetic on a ZoneInfo datetime is wall-clock: this is the next local midnight, DST or not.
     return QuotaStatus(int(used or 0), limit, start + timedelta(days=1))
-
-
-async def take_cooldown(session: AsyncSession, person: Person, cooldown: float) -> None:
-    """A conditional UPDATE of the person's row: it enforces the cooldown and, by locking the row
-    until commit, serialises one person's concurrent requests so the quota count below is exact."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=cooldown)
-    result = await session.execute(_TAKE_COOLDOWN[cooldown > 0], {"person": person.id, "now": now, "cutoff": cutoff})
-    if rowcount(result) == 0:
-        last = await session.scalar(select(Person.last_generation_at).where(Person.id == person.id))
-        wait = max(1, int(((last or now) + timedelta(seconds=cooldown) - now).total_seconds() + 0.999))
-        raise UserError(f"Please wait {wait} s before your next image.")
 
 
 async def existing_job(session: AsyncSession, key: str) -> GenerationJob | None:
@@ -122,44 +123,68 @@ async def enqueue(
     cooldown: float,
     zone: str,
 ) -> GenerationJob:
-    """Persist the job, or return the one this key already made (a repeated request)."""
-    found = await existing_job(session, key)
-    if found is not None:
+    """Persist the job, or return the one this key already made (a repeated request). A refusal (the
+    cooldown, the quota) raises UserError, and the caller's rollback takes the new row back out."""
+    now = utcnow()
+    # The INSERT first: a repeated request finds its job without touching the cooldown or the quota.
+    job = await session.scalar(
+        _new_job(on_postgres(session)),
+        {
+            "idempotency_key": key,
+            "person_id": person.id,
+            "prompt": request.prompt,
+            "seed": request.seed,
+            "aspect": request.aspect,
+            "visibility": request.visibility,
+            "parent_id": request.parent_id,
+            "platform": request.platform,
+            "chat_id": request.chat_id,
+            "source_path": request.source_path,
+            "source_kind": request.source_kind,
+            "status": "queued",
+            "attempts": 0,
+            "not_before": now,
+            "created_at": now,
+        },
+    )
+    if job is None:
+        found = await existing_job(session, key)
+        assert found is not None, "a conflict on the key means its job exists"
         return found
-    await take_cooldown(session, person, cooldown)
-    if quota is not None:
+    await _take_turn(session, person, quota=quota, cooldown=cooldown, zone=zone, now=now)
+    return job
+
+
+async def _take_turn(
+    session: AsyncSession, person: Person, *, quota: int | None, cooldown: float, zone: str, now: datetime
+) -> None:
+    """A conditional UPDATE of the person's row enforces the cooldown and, by locking the row until commit,
+    serialises one person's concurrent requests so the quota count is exact. On SQLite, whose one writer
+    runs a statement on the newest data, the count is in the UPDATE itself. PostgreSQL counts in a statement
+    of its own after it: a subquery in the UPDATE would count with the snapshot the UPDATE began with, blind
+    to a concurrent request that committed while it waited for the row."""
+    counts_in_update = quota is not None and not on_postgres(session)
+    start = day_start(now, zone)
+    params = {
+        "person": person.id,
+        "now": now,
+        "cutoff": now - timedelta(seconds=cooldown),
+        "quota": quota,
+        "start": start,
+    }
+    result = await session.execute(_TAKE_TURN[(cooldown > 0, counts_in_update)], params)
+    if rowcount(result) == 0:
+        last = await session.scalar(select(Person.last_generation_at).where(Person.id == person.id))
+        if cooldown > 0 and last is not None and last > now - timedelta(seconds=cooldown):
+            wait = max(1, int((last + timedelta(seconds=cooldown) - now).total_seconds() + 0.999))
+            raise UserError(f"Please wait {wait} s before your next image.")
+    if quota is not None and (rowcount(result) == 0 or not counts_in_update):
         status = await quota_status(session, person.id, quota, zone)
-        if status.used >= quota:
+        if status.used > quota:  # the new job is counted
             raise UserError(
                 f"You have used all {plural(quota, 'image')} for today. "
                 f"More at {status.resets_at.strftime('%H:%M %Z')}; see /quota."
             )
-    # The new row comes back from the INSERT; none comes back when a repeated request got in first.
-    job = await session.scalar(
-        insert_ignore(
-            session,
-            GenerationJob,
-            idempotency_key=key,
-            person_id=person.id,
-            prompt=request.prompt,
-            seed=request.seed,
-            aspect=request.aspect,
-            visibility=request.visibility,
-            parent_id=request.parent_id,
-            platform=request.platform,
-            chat_id=request.chat_id,
-            source_path=request.source_path,
-            source_kind=request.source_kind,
-            status="queued",
-            attempts=0,
-            not_before=utcnow(),
-            created_at=utcnow(),
-        ).returning(GenerationJob)
-    )
-    if job is None:
-        job = await existing_job(session, key)
-    assert job is not None
-    return job
 
 
 async def queue_position(session: AsyncSession, job: GenerationJob) -> int:

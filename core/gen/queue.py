@@ -58,7 +58,10 @@ _AUTHOR_OF_JOB = (
     .join(GenerationJob, GenerationJob.person_id == Person.id)
     .where(GenerationJob.id == bindparam("job", type_=Integer))
 )
-_HANDLE = select(Person.handle).where(Person.id == bindparam("person", type_=Integer))
+# The claimed job's author, returned by the claim's UPDATE (a scalar subquery in RETURNING).
+_AUTHOR_HANDLE = (
+    select(Person.handle).where(Person.id == GenerationJob.person_id).correlate(GenerationJob).scalar_subquery()
+)
 _DONE = (
     update(GenerationJob)
     .where(
@@ -157,7 +160,9 @@ class GenerationQueue:
         self._stopping = False
         self._renewer: asyncio.Task[None] | None = None
         self._renewer_done = asyncio.Event()
-        self._sqlite_claim: ReturningUpdate[GenerationJob] | None = None  # built on first use (_claim_in_one_statement)
+        self._sqlite_claim: ReturningUpdate[GenerationJob, str] | None = (
+            None  # built on first use (_claim_in_one_statement)
+        )
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
 
     async def start(self) -> None:
@@ -266,35 +271,28 @@ class GenerationQueue:
         return claimed[0] if claimed is not None else None
 
     async def _claim_with_author(self) -> tuple[GenerationJob, str] | None:
-        """The next job, taken under a lease, and its author's handle (for the backend's request)."""
+        """The next job, taken under a lease, and its author's handle (for the backend's request): the
+        handle comes back in the claim's RETURNING, so a claim is one statement and one commit."""
         # The session outside the lock: closing a session yields to the event loop (SQLAlchemy closes it in a
         # task of its own), and every other writer would wait out that round too. It takes no connection
         # until its first statement, which comes under the lock.
-        async with self.sessions() as session:
-            async with self._claim_lock:
-                await session.connection()
-                if self._one_writer:
-                    job = await self._claim_in_one_statement(session)
-                else:
-                    job = await self._claim_under_row_locks(session)
-                if job is not None:
-                    await self.on_progress(session, job)
-                await session.commit()
-            if job is None:
-                return None
-            self.on_committed()
-            # After the turn, in the same session: a session of its own would cost another round of the loop.
-            # The job is ours now: a failure here must not leave it running until its lease passes. Without
-            # the handle the completion signs the file again with the one it reads then.
-            try:
-                handle = await session.scalar(_HANDLE, {"person": job.person_id})
-                await session.commit()
-            except Exception:
-                log.exception("could not read the author of generation job %s", job.id)
-                handle = None
+        async with self.sessions() as session, self._claim_lock:
+            await session.connection()
+            if self._one_writer:
+                claimed = await self._claim_in_one_statement(session)
+            else:
+                claimed = await self._claim_under_row_locks(session)
+            if claimed is not None:
+                await self.on_progress(session, claimed[0])
+            await session.commit()
+        if claimed is None:
+            return None
+        self.on_committed()
+        job, handle = claimed
+        # Without the handle (an author gone meanwhile) the completion finds the job's author gone too.
         return job, handle or ""
 
-    async def _claim_in_one_statement(self, session: AsyncSession) -> GenerationJob | None:
+    async def _claim_in_one_statement(self, session: AsyncSession) -> tuple[GenerationJob, str | None] | None:
         """SQLite: one UPDATE picks the first claimable job of a person under their limit and takes it.
         SQLite runs a writing statement under its one write lock, on the newest data, so the candidate,
         the per-person count and the take are one atomic step: no row locks, no retries."""
@@ -314,13 +312,14 @@ class GenerationQueue:
                     lease_until=bindparam("lease_until", type_=UTCDateTime()),
                     attempts=GenerationJob.attempts + 1,
                 )
-                .returning(GenerationJob)
+                .returning(GenerationJob, _AUTHOR_HANDLE)
                 .execution_options(synchronize_session=False)
             )
         lease_until = now + timedelta(seconds=self.config.lease)
-        return await session.scalar(self._sqlite_claim, {"now": now, "lease_until": lease_until})
+        row = (await session.execute(self._sqlite_claim, {"now": now, "lease_until": lease_until})).first()
+        return None if row is None else (row[0], row[1])
 
-    async def _claim_under_row_locks(self, session: AsyncSession) -> GenerationJob | None:
+    async def _claim_under_row_locks(self, session: AsyncSession) -> tuple[GenerationJob, str | None] | None:
         """PostgreSQL, where other processes claim too: the candidate row is locked (SKIP LOCKED), then
         the person's row, under which their running jobs are counted."""
         full: set[int] = set()  # people found at their limit under their row's lock
@@ -336,15 +335,17 @@ class GenerationQueue:
                 full.add(person_id)
                 await session.rollback()  # let go of the rows locked for this try
                 continue
-            job = await session.scalar(
-                update(GenerationJob)
-                .where(GenerationJob.id == job_id, self._claimable(now))
-                .values(**self._taken(now))
-                .returning(GenerationJob)
-                .execution_options(synchronize_session=False)
-            )
-            if job is not None:
-                return job
+            row = (
+                await session.execute(
+                    update(GenerationJob)
+                    .where(GenerationJob.id == job_id, self._claimable(now))
+                    .values(**self._taken(now))
+                    .returning(GenerationJob, _AUTHOR_HANDLE)
+                    .execution_options(synchronize_session=False)
+                )
+            ).first()
+            if row is not None:
+                return row[0], row[1]
             await session.rollback()
         return None
 

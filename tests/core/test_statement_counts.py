@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 
 from core.app import Core
 from core.db import is_sqlite
 from core.feed.ranking import hot_score
-from core.models import Follow, Post, utcnow
+from core.models import Follow, GenerationJob, Post, utcnow
 from tests.conftest import empty_tables
 from tests.core.test_sqlite_inline import on_thread
 from tests.support import actor
@@ -127,3 +127,36 @@ async def test_a_command_on_an_idle_database_never_waits_for_aiosqlites_thread(q
         with on_thread() as hops:
             await statements_of(quiet, call)
         assert hops == [], (call, hops)
+
+
+# An image request and its job, in statements. /imagine: the person, the job's INSERT (a repeated request
+# finds its job by the conflict), the person's turn (the cooldown and, on SQLite, the quota count in the same
+# UPDATE; PostgreSQL counts after the row lock, in a statement of its own), the place in line. A worker's
+# claim: the take (on SQLite one UPDATE that picks the job and returns its author's handle; on PostgreSQL the
+# candidate under SKIP LOCKED, the person's row lock and their running jobs, the take), then the first few in
+# line, whose progress messages show their new place. The completion: the author through the job's row,
+# the post, the job marked done, the result's delivery (on PostgreSQL the post's id from its sequence first).
+PIPELINE = {
+    "sqlite": {"/imagine": 4, "claim": 2, "completion": 4},
+    "postgresql": {"/imagine": 5, "claim": 5, "completion": 5},
+}
+
+
+async def test_an_image_request_and_its_job_issue_a_fixed_number_of_statements(quiet: Core) -> None:
+    await quiet.handle(actor("ann"), "/start")
+    await quiet.queue._reserve_post_id()  # SQLite counts post ids in the process from the highest stored, once
+    found = {}
+    with counting(quiet) as seen:
+        [reply] = await quiet.handle(actor("ann"), "/imagine a fox in the snow --seed 3")
+    assert reply.job_id is not None, reply.text
+    found["/imagine"] = len(seen)
+    with counting(quiet) as seen:
+        claimed = await quiet.queue._claim_with_author()
+    assert claimed is not None and claimed[1] == "ann"
+    found["claim"] = len(seen)
+    with counting(quiet) as seen:
+        await quiet.queue._process(*claimed)  # the backend, the file, then the completion's statements
+    found["completion"] = len(seen)
+    async with quiet.sessions() as session:
+        assert await session.scalar(select(GenerationJob.status).where(GenerationJob.id == claimed[0].id)) == "done"
+    assert found == PIPELINE[quiet.engine.dialect.name]
