@@ -80,8 +80,31 @@ async def create_post(
     post_id: int | None = None,
 ) -> Post:
     """`post_id`: an id reserved beforehand (core.gen.queue signs the image with it before the insert)."""
+    post = new_post(
+        author, prompt, image, image_path, parent=parent, visibility=visibility, origin=origin, post_id=post_id
+    )
+    session.add(post)
+    if parent is not None:
+        await session.execute(update(Post).where(Post.id == parent.id).values(remix_count=Post.remix_count + 1))
+    await session.flush()
+    return post
+
+
+def new_post(
+    author: Person,
+    prompt: str,
+    image: GeneratedImage,
+    image_path: str,
+    *,
+    parent: Post | None = None,
+    visibility: str = "public",
+    origin: str | None = None,
+    post_id: int | None = None,
+) -> Post:
+    """The post's row, not yet added to a session: create_post adds and writes one; the generation queue
+    writes a batch of them in one flush (one INSERT for many rows)."""
     created = utcnow()
-    post = Post(
+    return Post(
         id=post_id,
         author_id=author.id,
         prompt=prompt,
@@ -101,14 +124,13 @@ async def create_post(
         status=rule.BANNED if author.banned_until is not None and author.banned_until > created else rule.VISIBLE,
         like_count=0,
         remix_count=0,
+        # Every column with a server default given here: the INSERT then reads nothing back, and the queue's
+        # batch of posts is one executemany instead of an INSERT ... RETURNING per post.
+        comment_count=0,
+        gallery_round=0,
         hot=hot_score(0, created),
         created_at=created,
     )
-    session.add(post)
-    if parent is not None:
-        await session.execute(update(Post).where(Post.id == parent.id).values(remix_count=Post.remix_count + 1))
-    await session.flush()
-    return post
 
 
 async def delete_post(session: AsyncSession, post: Post, *, adjust_parent: bool = True) -> bool:

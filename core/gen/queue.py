@@ -33,8 +33,9 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from core import posts
 from core.db import rowcount
 from core.feed import notifications
+from core.gen import together
 from core.gen.backend import GeneratedImage, GenerationError
-from core.gen.service import ImageService, StoredImage, publishable_with_hash
+from core.gen.service import ImageService, StoredImage, origin_of, publishable_with_hash
 from core.models import GenerationJob, Person, Post, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -117,15 +118,6 @@ def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
-def origin_of(job: GenerationJob, stored: StoredImage) -> str | None:
-    """What the post's image started from (core.models.Post.origin)."""
-    if job.source_kind is None:
-        return None
-    if stored.from_source:
-        return "upload" if job.source_kind == "upload" else "image"
-    return "prompt-only"
-
-
 class GenerationQueue:
     def __init__(
         self,
@@ -164,6 +156,7 @@ class GenerationQueue:
             None  # built on first use (_claim_in_one_statement)
         )
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
+        self._finished: list[together.Finished] = []  # SQLite: completions waiting for the writer's turn
 
     async def start(self) -> None:
         await self.recover()
@@ -484,6 +477,43 @@ class GenerationQueue:
         raise RuntimeError(f"generation job {job.id}: every post id reserved for it was taken meanwhile")
 
     async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
+        if self._one_writer and together.fits(job, stored):
+            finished = together.Finished(job, stored, handle)
+            self._finished.append(finished)
+            if len(self._finished) == 1:  # the first to wait writes for all who wait with it
+                await self._write_together()
+            if await finished.written:
+                return
+        await self._commit_alone(job, stored, handle)
+
+    async def _write_together(self) -> None:
+        """SQLite: when the writer's turn comes, the completions waiting for it are written in one
+        transaction (core.gen.together); if any of them needs the one-at-a-time path, all take it."""
+        batch: list[together.Finished] = []
+        written = False
+        try:
+            async with self.sessions() as session, self._claim_lock:  # the session outside the turn: see _claim
+                batch, self._finished = self._finished, []
+                try:
+                    await together.write(session, batch, self.worker_id, self.on_progress, self.on_published)
+                    await session.commit()
+                    written = True
+                except together.GoAlone as exc:
+                    log.info("%s completions go one at a time: %s", len(batch), exc)
+                except Exception:
+                    log.exception("%s completions written together failed; each goes alone", len(batch))
+        finally:
+            # Also when a stop cancels this task before or while it writes: the others then write alone.
+            waiting = batch or self._finished
+            if not batch:
+                self._finished = []
+            for finished in waiting:
+                if not finished.written.done():
+                    finished.written.set_result(written)
+        if written:
+            self.on_committed()
+
+    async def _commit_alone(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()
         stale: str | None = None  # our file, when no post of ours uses it
         finished: GenerationJob | None = None

@@ -1,0 +1,111 @@
+"""Finished generation jobs written together, on SQLite.
+
+SQLite has one writer. When a wave of images comes back at once, every completion used to wait for the
+writer's turn, then open its session and send its own four statements and commit. Now the completions
+that are waiting when the turn comes are written in one transaction: one SELECT of their authors, one
+INSERT of their posts (one flush), one UPDATE of their jobs, the result deliveries, one commit. Anything
+out of the ordinary (an author gone, renamed or merged since the file was signed, a job another worker
+took over, a post id taken) is left to the path of one completion at a time, which knows those cases:
+the whole batch is rolled back and each completion goes alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
+
+from core import posts
+from core.gen.service import StoredImage, origin_of
+from core.models import GenerationJob, Person, Post, utcnow
+
+JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
+PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
+
+# Each job's author, read through the job's row: a merge of two accounts (core.merging) may have moved
+# the job to another person since it was claimed.
+_AUTHORS = (
+    select(GenerationJob.id, Person)
+    .join(Person, Person.id == GenerationJob.person_id)
+    .where(GenerationJob.id.in_(bindparam("jobs", expanding=True)))
+)
+
+
+def _loop_future() -> asyncio.Future[bool]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass(slots=True)
+class Finished:
+    """A completion waiting to be written: a job whose image is stored, signed for its reserved post id."""
+
+    job: GenerationJob
+    stored: StoredImage
+    handle: str  # the author's handle the file was signed with
+    # True once written with its batch; False: it goes alone (core.gen.queue).
+    written: asyncio.Future[bool] = field(default_factory=_loop_future)
+
+
+class GoAlone(Exception):
+    """The batch holds a case the one-at-a-time path handles: roll back, and each completion goes alone."""
+
+
+def fits(job: GenerationJob, stored: StoredImage) -> bool:
+    """Whether a completion may be written in a batch: a remix (a parent's count, its authors' news) and
+    an unsigned image (its post id not reserved) go alone."""
+    return job.parent_id is None and stored.post_id is not None
+
+
+async def write(
+    session: AsyncSession, batch: list[Finished], owner: str, on_progress: JobHook, on_published: PostHook
+) -> None:
+    """The batch's posts and its jobs marked done, in the session's transaction; the caller commits.
+    Raises GoAlone, with nothing to keep, when any completion needs the one-at-a-time path."""
+    rows = await session.execute(_AUTHORS, {"jobs": [f.job.id for f in batch]})
+    authors = {job_id: person for job_id, person in rows}
+    if any(f.job.id not in authors or authors[f.job.id].handle != f.handle for f in batch):
+        raise GoAlone("an author is gone or renamed since the image was signed")
+    made = [
+        posts.new_post(
+            authors[f.job.id],
+            f.job.prompt,
+            f.stored.image,
+            f.stored.path,
+            visibility=f.job.visibility,
+            origin=origin_of(f.job, f.stored),
+            post_id=f.stored.post_id,
+        )
+        for f in batch
+    ]
+    session.add_all(made)
+    await session.flush()  # one INSERT for the batch: their ids are given, nothing is read back per row
+    post_of = {f.job.id: post.id for f, post in zip(batch, made, strict=True)}
+    done = (await session.scalars(_mark_done(post_of, owner))).all()
+    if len(done) != len(batch):
+        raise GoAlone("a job was taken over by another worker")
+    for job in done:
+        await on_progress(session, job)
+    for post in made:
+        if post.is_public:
+            await on_published(session, post)
+
+
+def _mark_done(post_of: dict[int, int], owner: str) -> ReturningUpdate[GenerationJob]:
+    """One UPDATE for the batch's jobs, each given its post; only those this worker still holds."""
+    return (
+        update(GenerationJob)
+        .where(GenerationJob.id.in_(list(post_of)), GenerationJob.status == "running", GenerationJob.worker == owner)
+        .values(
+            status="done",
+            post_id=case(post_of, value=GenerationJob.id),
+            finished_at=utcnow(),
+            error=None,
+            lease_until=None,
+        )
+        .returning(GenerationJob)
+        .execution_options(synchronize_session=False)
+    )

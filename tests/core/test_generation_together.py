@@ -1,0 +1,96 @@
+"""SQLite: completions that wait for the writer's turn are written together (core.gen.together)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select, update
+
+from core.app import Core
+from core.db import is_sqlite
+from core.models import GenerationJob, Post
+from tests.core.test_generation_queue import ScriptedBackend, _value, make_core, signed_claim, stored_files, until
+from tests.core.test_statement_counts import counting
+from tests.support import Chat
+
+__all__ = ["make_core"]  # the fixture, imported for these tests
+
+PEOPLE = ("alice", "bob", "carol")
+
+
+@pytest.fixture
+async def held(make_core, database_url: str) -> AsyncIterator[tuple[Core, list[int]]]:
+    """Three jobs whose images are made, each completion waiting for the writer's turn, which the test holds."""
+    if not is_sqlite(database_url):
+        pytest.skip("only SQLite's one writer has a turn to wait for")
+    backend = ScriptedBackend()
+    backend.gate = asyncio.Event()
+    core = await make_core(backend, generation_concurrency=3)
+    chat = Chat(core)
+    jobs = []
+    for who in PEOPLE:
+        [reply] = await chat.say(who, f"/imagine a fox for {who}")
+        assert reply.job_id is not None, reply.text
+        jobs.append(reply.job_id)
+    await until(lambda: _value(backend.running), 3)
+    async with core.queue._claim_lock:
+        backend.gate.set()
+        await until(lambda: _value(len(core.queue._finished)), 3)
+        yield core, jobs
+
+
+async def done_jobs(core: Core, jobs: list[int]) -> dict[int, int | None]:
+    async with core.sessions() as session:
+        rows = await session.execute(
+            select(GenerationJob.id, GenerationJob.post_id).where(
+                GenerationJob.id.in_(jobs), GenerationJob.status == "done"
+            )
+        )
+        return {job_id: post_id for job_id, post_id in rows}
+
+
+async def wait_done(core: Core, jobs: list[int], wanted: int) -> dict[int, int | None]:
+    async with asyncio.timeout(10):
+        while len(found := await done_jobs(core, jobs)) != wanted:  # noqa: ASYNC110 - the state is in the database
+            await asyncio.sleep(0.02)
+    return found
+
+
+async def test_completions_waiting_for_the_turn_are_written_in_one_transaction(held) -> None:
+    core, jobs = held
+    with counting(core) as seen:
+        core.queue._claim_lock.release()
+        try:
+            posts = await wait_done(core, jobs, 3)
+        finally:
+            await core.queue._claim_lock.acquire()  # the fixture's `async with` lets it go again
+    inserts = [s for s in seen if s.startswith("INSERT INTO posts")]
+    commits_of_jobs = [s for s in seen if s.startswith("UPDATE generation_jobs SET status=?, lease_until=?")]
+    assert (len(inserts), len(commits_of_jobs)) == (1, 1), inserts
+    for who, job in zip(PEOPLE, jobs, strict=True):
+        post_id = posts[job]
+        assert post_id is not None
+        claim = await signed_claim(core, post_id)
+        assert (claim.post, claim.author, claim.prompt) == (post_id, who, f"a fox for {who}")
+
+
+async def test_a_job_taken_over_meanwhile_sends_the_batch_one_at_a_time_and_only_it_is_dropped(held) -> None:
+    core, jobs = held
+    async with core.sessions() as session:  # another worker took bob's job over (a lease that lapsed)
+        await session.execute(update(GenerationJob).where(GenerationJob.id == jobs[1]).values(worker="w-other"))
+        await session.commit()
+    core.queue._claim_lock.release()
+    try:
+        posts = await wait_done(core, [jobs[0], jobs[2]], 2)
+    finally:
+        await core.queue._claim_lock.acquire()
+    async with core.sessions() as session:
+        bobs = await session.get(GenerationJob, jobs[1])
+        paths = set((await session.scalars(select(Post.image_path))).all())
+    assert bobs is not None and (bobs.status, bobs.worker, bobs.post_id) == ("running", "w-other", None)
+    assert len(paths) == 2 and set(posts) == {jobs[0], jobs[2]}
+    async with asyncio.timeout(10):  # bob's file, signed for a post that will never be, is removed
+        while stored_files(core) != paths:  # noqa: ASYNC110 - the state is on disk
+            await asyncio.sleep(0.02)
