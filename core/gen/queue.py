@@ -118,6 +118,10 @@ def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
+# A job claimed by a worker, and its author's handle.
+Claimed = tuple[GenerationJob, str]
+
+
 class GenerationQueue:
     def __init__(
         self,
@@ -229,14 +233,16 @@ class GenerationQueue:
     async def _work(self) -> None:
         signal = asyncio.Event()
         self._idle.append(signal)  # idle while it looks too, so a wake-up during the look is not lost
+        handed: Claimed | None = None  # the next job, claimed in the transaction that wrote the last one
         try:
             while not self._stopping:
                 signal.clear()
                 try:
-                    claimed = await self._claim_with_author()
+                    claimed = handed or await self._claim_with_author()
                 except Exception:
                     log.exception("claiming a generation job failed")
                     claimed = None
+                handed = None
                 if claimed is None:
                     if self._stopping:  # stop() may have set the event while we were claiming
                         break
@@ -249,7 +255,7 @@ class GenerationQueue:
                 try:
                     # When it is done this worker looks again at once, which also finds a job
                     # that waited for this person's slot.
-                    await self._process(job, author)
+                    handed = await self._process(job, author)
                 except Exception:
                     # A bug or a lost database must not end this worker: the job goes back in line.
                     log.exception("generation job %s crashed its worker; queueing it again", job.id)
@@ -263,7 +269,7 @@ class GenerationQueue:
         claimed = await self._claim_with_author()
         return claimed[0] if claimed is not None else None
 
-    async def _claim_with_author(self) -> tuple[GenerationJob, str] | None:
+    async def _claim_with_author(self) -> Claimed | None:
         """The next job, taken under a lease, and its author's handle (for the backend's request): the
         handle comes back in the claim's RETURNING, so a claim is one statement and one commit."""
         # The session outside the lock: closing a session yields to the event loop (SQLAlchemy closes it in a
@@ -413,10 +419,12 @@ class GenerationQueue:
             except Exception:  # the jobs go on; a lapsed lease costs at most a result dropped
                 log.exception("could not renew the leases of the running generation jobs")
 
-    async def _process(self, job: GenerationJob, author: str) -> None:
+    async def _process(self, job: GenerationJob, author: str) -> Claimed | None:
+        """The job, from the backend's call to its post; returns the worker's next job when the transaction
+        that wrote this one claimed it too (core.gen.together)."""
         if self.breaker is not None and not self.breaker.allow():
             await self._requeue(job, self.breaker.reopens_at or utcnow() + timedelta(seconds=30), undo_attempt=True)
-            return
+            return None
         outcome: BaseException | None = None
         try:
             source = await self._source(job)
@@ -439,11 +447,12 @@ class GenerationQueue:
         if self.breaker is not None:
             self.breaker.record(outcome)
         if outcome is None:
-            await self._complete(job, stored, author)
-        elif isinstance(outcome, GenerationError):
+            return await self._complete(job, stored, author)
+        if isinstance(outcome, GenerationError):
             await self._failed(job, str(outcome), retryable=outcome.retryable, retry_after=outcome.retry_after)
         else:
             await self._failed(job, "Something went wrong while making the image.", retryable=True)
+        return None
 
     async def _source(self, job: GenerationJob) -> bytes | None:
         """The picture the job starts from; None when it has none, or it is gone (a parent deleted since)."""
@@ -458,13 +467,13 @@ class GenerationQueue:
     def _owned(self, job: GenerationJob) -> list[ColumnElement[bool]]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
 
-    async def _complete(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
+    async def _complete(self, job: GenerationJob, stored: StoredImage, handle: str) -> Claimed | None:
         """The post, and the job marked done, in one transaction. The file work (making it publishable,
         signing, the fsync'd save) was done before it, with the post's id reserved, so on SQLite the one
         writer's turn holds only the statements."""
         for _ in range(POST_ID_TRIES):
             try:
-                await self._commit_post(job, stored, handle)
+                return await self._commit_post(job, stored, handle)
             except IntegrityError:
                 # Another writer (not this queue) took the reserved id: reserve another one.
                 if stored.post_id is None or not await self._post_id_taken(stored.post_id):
@@ -472,19 +481,19 @@ class GenerationQueue:
                 log.info("post id %s was taken meanwhile; signing generation job %s again", stored.post_id, job.id)
                 await self.images.media.delete(stored.path)
                 stored = await self._resign(stored, await self._reserve_post_id(), handle, job.prompt, job.parent_id)
-                continue
-            return
         raise RuntimeError(f"generation job {job.id}: every post id reserved for it was taken meanwhile")
 
-    async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
+    async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> Claimed | None:
+        """Returns the worker's next job if the completion's transaction claimed it (a batch does)."""
         if self._one_writer and together.fits(job, stored):
             finished = together.Finished(job, stored, handle)
             self._finished.append(finished)
             if len(self._finished) == 1:  # the first to wait writes for all who wait with it
                 await self._write_together()
             if await finished.written:
-                return
+                return finished.next
         await self._commit_alone(job, stored, handle)
+        return None
 
     async def _write_together(self) -> None:
         """SQLite: when the writer's turn comes, the completions waiting for it are written in one
@@ -496,6 +505,7 @@ class GenerationQueue:
                 batch, self._finished = self._finished, []
                 try:
                     await together.write(session, batch, self.worker_id, self.on_progress, self.on_published)
+                    await self._claim_next(session, batch)
                     await session.commit()
                     written = True
                 except together.GoAlone as exc:
@@ -508,10 +518,26 @@ class GenerationQueue:
             if not batch:
                 self._finished = []
             for finished in waiting:
+                if not written:
+                    finished.next = None  # claimed in the transaction that was not committed
                 if not finished.written.done():
                     finished.written.set_result(written)
         if written:
             self.on_committed()
+
+    async def _claim_next(self, session: AsyncSession, batch: list[together.Finished]) -> None:
+        """In the batch's transaction, each worker's next job: no turn of its own to wait for, no session
+        of its own. The claims come after the batch's jobs are done, so their authors' limits count them
+        so. Stops at the first claim that finds nothing: the rest claim as usual, and wait if nothing's left."""
+        for finished in batch:
+            if self._stopping:
+                return
+            claimed = await self._claim_in_one_statement(session)
+            if claimed is None:
+                return
+            await self.on_progress(session, claimed[0])
+            job, handle = claimed
+            finished.next = (job, handle or "")
 
     async def _commit_alone(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()

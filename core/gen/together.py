@@ -48,6 +48,8 @@ class Finished:
     handle: str  # the author's handle the file was signed with
     # True once written with its batch; False: it goes alone (core.gen.queue).
     written: asyncio.Future[bool] = field(default_factory=_loop_future)
+    # The worker's next job and its author's handle, claimed in the batch's transaction (core.gen.queue).
+    next: tuple[GenerationJob, str] | None = None
 
 
 class GoAlone(Exception):
