@@ -160,7 +160,7 @@ class GenerationQueue:
             None  # built on first use (_claim_in_one_statement)
         )
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
-        self._finished: list[together.Finished] = []  # SQLite: completions waiting for the writer's turn
+        self._finished: list[together.Finished] = []  # completions waiting for the turn (_write_together)
 
     async def start(self) -> None:
         await self.recover()
@@ -485,7 +485,7 @@ class GenerationQueue:
 
     async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> Claimed | None:
         """Returns the worker's next job if the completion's transaction claimed it (a batch does)."""
-        if self._one_writer and together.fits(job, stored):
+        if together.fits(job, stored):
             finished = together.Finished(job, stored, handle)
             self._finished.append(finished)
             if len(self._finished) == 1:  # the first to wait writes for all who wait with it
@@ -496,8 +496,9 @@ class GenerationQueue:
         return None
 
     async def _write_together(self) -> None:
-        """SQLite: when the writer's turn comes, the completions waiting for it are written in one
-        transaction (core.gen.together); if any of them needs the one-at-a-time path, all take it."""
+        """When the turn comes (SQLite's one writer; on PostgreSQL this process's turn, which its claims
+        take too), the completions waiting for it are written in one transaction (core.gen.together); if
+        any of them needs the one-at-a-time path, all take it."""
         batch: list[together.Finished] = []
         written = False
         try:
@@ -505,7 +506,8 @@ class GenerationQueue:
                 batch, self._finished = self._finished, []
                 try:
                     await together.write(session, batch, self.worker_id, self.on_progress, self.on_published)
-                    await self._claim_next(session, batch)
+                    if self._one_writer:  # PostgreSQL's claim lets go of its row locks between tries: not here
+                        await self._claim_next(session, batch)
                     await session.commit()
                     written = True
                 except together.GoAlone as exc:
