@@ -160,6 +160,7 @@ class GenerationQueue:
             None  # built on first use (_claim_in_one_statement)
         )
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
+        self._wakes = 0  # wake() calls so far (together.Next)
         self._finished: list[together.Finished] = []  # completions waiting for the turn (_write_together)
 
     async def start(self) -> None:
@@ -224,6 +225,7 @@ class GenerationQueue:
     def wake(self) -> None:
         """A job may be runnable: wake one idle worker. A worker that takes a job wakes the next one
         (see _work), so a burst of jobs fans out over the idle workers."""
+        self._wakes += 1
         for signal in self._idle:
             if not signal.is_set():
                 signal.set()
@@ -233,12 +235,15 @@ class GenerationQueue:
     async def _work(self) -> None:
         signal = asyncio.Event()
         self._idle.append(signal)  # idle while it looks too, so a wake-up during the look is not lost
-        handed: Claimed | None = None  # the next job, claimed in the transaction that wrote the last one
+        handed: together.Next | None = None  # what the transaction that wrote the last job found next
         try:
             while not self._stopping:
                 signal.clear()
                 try:
-                    claimed = handed or await self._claim_with_author()
+                    if handed is None or (handed.claimed is None and handed.wakes != self._wakes):
+                        claimed = await self._claim_with_author()
+                    else:  # the last job's transaction claimed it, or found none and nothing was queued since
+                        claimed = handed.claimed
                 except Exception:
                     log.exception("claiming a generation job failed")
                     claimed = None
@@ -419,7 +424,7 @@ class GenerationQueue:
             except Exception:  # the jobs go on; a lapsed lease costs at most a result dropped
                 log.exception("could not renew the leases of the running generation jobs")
 
-    async def _process(self, job: GenerationJob, author: str) -> Claimed | None:
+    async def _process(self, job: GenerationJob, author: str) -> together.Next | None:
         """The job, from the backend's call to its post; returns the worker's next job when the transaction
         that wrote this one claimed it too (core.gen.together)."""
         if self.breaker is not None and not self.breaker.allow():
@@ -467,7 +472,7 @@ class GenerationQueue:
     def _owned(self, job: GenerationJob) -> list[ColumnElement[bool]]:
         return [GenerationJob.id == job.id, GenerationJob.status == "running", GenerationJob.worker == self.worker_id]
 
-    async def _complete(self, job: GenerationJob, stored: StoredImage, handle: str) -> Claimed | None:
+    async def _complete(self, job: GenerationJob, stored: StoredImage, handle: str) -> together.Next | None:
         """The post, and the job marked done, in one transaction. The file work (making it publishable,
         signing, the fsync'd save) was done before it, with the post's id reserved, so on SQLite the one
         writer's turn holds only the statements."""
@@ -483,8 +488,8 @@ class GenerationQueue:
                 stored = await self._resign(stored, await self._reserve_post_id(), handle, job.prompt, job.parent_id)
         raise RuntimeError(f"generation job {job.id}: every post id reserved for it was taken meanwhile")
 
-    async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> Claimed | None:
-        """Returns the worker's next job if the completion's transaction claimed it (a batch does)."""
+    async def _commit_post(self, job: GenerationJob, stored: StoredImage, handle: str) -> together.Next | None:
+        """Returns what the completion's transaction found for the worker's next turn (a batch looks)."""
         if together.fits(job, stored):
             finished = together.Finished(job, stored, handle)
             self._finished.append(finished)
@@ -530,16 +535,20 @@ class GenerationQueue:
     async def _claim_next(self, session: AsyncSession, batch: list[together.Finished]) -> None:
         """In the batch's transaction, each worker's next job: no turn of its own to wait for, no session
         of its own. The claims come after the batch's jobs are done, so their authors' limits count them
-        so. Stops at the first claim that finds nothing: the rest claim as usual, and wait if nothing's left."""
-        for finished in batch:
+        so. At the first claim that finds nothing the rest are told so: they wait without a look of their
+        own, unless a job is queued meanwhile (together.Next)."""
+        for place, finished in enumerate(batch):
             if self._stopping:
                 return
+            wakes = self._wakes  # read before the look: a job it does not see wakes the queue after it
             claimed = await self._claim_in_one_statement(session)
             if claimed is None:
+                for rest in batch[place:]:
+                    rest.next = together.Next(None, wakes)
                 return
             await self.on_progress(session, claimed[0])
             job, handle = claimed
-            finished.next = (job, handle or "")
+            finished.next = together.Next((job, handle or ""), wakes)
 
     async def _commit_alone(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()

@@ -39,6 +39,16 @@ def _loop_future() -> asyncio.Future[bool]:
     return asyncio.get_running_loop().create_future()
 
 
+@dataclass(frozen=True, slots=True)
+class Next:
+    """A worker's next job and its author's handle, claimed in a batch's transaction; or None, nothing
+    claimable then, with `wakes`, the queue's count of wake-ups when it looked: a job queued since then
+    has woken the queue, and the worker looks again (core.gen.queue)."""
+
+    claimed: tuple[GenerationJob, str] | None
+    wakes: int
+
+
 @dataclass(slots=True)
 class Finished:
     """A completion waiting to be written: a job whose image is stored, signed for its reserved post id."""
@@ -48,8 +58,8 @@ class Finished:
     handle: str  # the author's handle the file was signed with
     # True once written with its batch; False: it goes alone (core.gen.queue).
     written: asyncio.Future[bool] = field(default_factory=_loop_future)
-    # The worker's next job and its author's handle, claimed in the batch's transaction (core.gen.queue).
-    next: tuple[GenerationJob, str] | None = None
+    # What the batch's transaction found for the worker's next turn; None: it did not look (core.gen.queue).
+    next: Next | None = None
 
 
 class GoAlone(Exception):

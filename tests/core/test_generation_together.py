@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select, update
 
 from core.app import Core
+from core.db import is_sqlite
 from core.models import GenerationJob, Post
 from tests.core.test_generation_queue import ScriptedBackend, _value, make_core, signed_claim, stored_files, until
 from tests.core.test_statement_counts import counting
@@ -91,3 +93,32 @@ async def test_a_job_taken_over_meanwhile_sends_the_batch_one_at_a_time_and_only
     async with asyncio.timeout(10):  # bob's file, signed for a post that will never be, is removed
         while stored_files(core) != paths:  # noqa: ASYNC110 - the state is on disk
             await asyncio.sleep(0.02)
+
+
+async def test_workers_whose_batch_found_nothing_next_wait_without_a_look_yet_a_new_job_starts_at_once(held) -> None:
+    """The batch looked for each worker's next job in its transaction and found none: the workers wait
+    without a claim of their own (each would be a write, all at the end of a wave), and a job queued
+    afterwards still wakes one of them, not the poll."""
+    core, jobs = held
+    if not is_sqlite(core.settings.database_url):
+        pytest.skip("only SQLite's batch claims the next jobs")
+    core.queue.config = replace(core.queue.config, poll_seconds=60)  # only wake-ups can start a job now
+    with counting(core) as seen:
+        core.queue._claim_lock.release()
+        try:
+            await wait_done(core, jobs, 3)
+            await asyncio.sleep(0.2)  # the workers have gone back to waiting
+        finally:
+            await core.queue._claim_lock.acquire()
+    claims = [s for s in seen if s.startswith("UPDATE generation_jobs SET status=?, attempts=")]
+    assert len(claims) == 1, claims  # the batch's look, for all three
+    core.queue._claim_lock.release()
+    try:
+        backend = core.queue.images.backend
+        assert isinstance(backend, ScriptedBackend)
+        calls = backend.calls
+        [reply] = await Chat(core).say("alice", "/imagine one more fox")
+        assert reply.job_id is not None, reply.text
+        await until(lambda: _value(backend.calls), calls + 1, within=5)
+    finally:
+        await core.queue._claim_lock.acquire()
