@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,6 +51,7 @@ _FIRST_SHOWN_IN_LINE = (
     .order_by(GenerationJob.id)
     .limit(LINE_UPDATES)
 )
+ENDED = ("done", "failed")  # a job's last states: its result goes to the requester
 # How long a finished job with no progress message waits for the adapter to report one before its
 # result goes out as a new message (the adapter's reply may wait behind a chat's pacing).
 PROGRESS_GRACE = timedelta(seconds=5)
@@ -220,7 +221,7 @@ class Core:
             if job is None:
                 return
             if await progress.progress_shown(session, job, ref):
-                await self._job_progress(session, job)
+                await self._job_progress(session, [job])
             await session.commit()
         self.outbox.wake(ref.platform)
 
@@ -354,15 +355,17 @@ class Core:
 
     # --- background work --------------------------------------------------------------------
 
-    async def _job_progress(self, session: AsyncSession, job: GenerationJob) -> None:
-        if job.status == "running":
-            await self._move_line_up(session, job)
-        if job.status in ("done", "failed"):
-            await progress.deliver_result(session, job, grace=PROGRESS_GRACE)
-            return
-        if job.progress_ref is None or job.shown_status == job.status:
-            return
-        await self._edit_progress(session, job, f"job:{job.id}:{job.status}:{job.attempts}")
+    async def _job_progress(self, session: AsyncSession, jobs: Sequence[GenerationJob]) -> None:
+        """Jobs whose state changed in the session's transaction (several at once from a batch of the
+        queue's): a start moves the line up, a result goes to its requester, anything else is edited in."""
+        started = [job for job in jobs if job.status == "running"]
+        if started:
+            await self._move_line_up(session, started[-1])
+        await progress.deliver_results(session, [job for job in jobs if job.status in ENDED], grace=PROGRESS_GRACE)
+        for job in jobs:
+            if job.status in ENDED or job.progress_ref is None or job.shown_status == job.status:
+                continue
+            await self._edit_progress(session, job, f"job:{job.id}:{job.status}:{job.attempts}")
 
     async def _move_line_up(self, session: AsyncSession, started: GenerationJob) -> None:
         """A job left the line: the first few waiting see their new place. Only the first few, so a

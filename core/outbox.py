@@ -154,7 +154,8 @@ async def add_many(session: AsyncSession, messages: list[Message]) -> None:
         }
         for m in messages
     ]
-    await session.execute(insert_ignore_many(session, Delivery), rows)
+    # One row as one statement: an executemany always goes to the SQLite driver's thread (core.sqlite_inline).
+    await session.execute(insert_ignore_many(session, Delivery), rows[0] if len(rows) == 1 else rows)
 
 
 @dataclass(frozen=True, slots=True)

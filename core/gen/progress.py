@@ -3,6 +3,7 @@ edits their progress message as the job moves on and brings them its result, exa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,20 +55,24 @@ def result_key(job: GenerationJob) -> str:
     return f"result:{job.id}"
 
 
-async def deliver_result(session: AsyncSession, job: GenerationJob, *, grace: timedelta) -> None:
-    """A finished job's outcome goes to the person who asked, once: into their progress message, or
+async def deliver_results(session: AsyncSession, jobs: Sequence[GenerationJob], *, grace: timedelta) -> None:
+    """Each finished job's outcome goes to the person who asked, once: into their progress message, or
     as a new message to the chat they asked from when no progress message was ever shown (the
     process died before the adapter could send it). The adapter may still be about to report one,
-    so without it the row waits `grace` after the request."""
+    so without it the row waits `grace` after the request. One statement for them all."""
+    messages = [message for job in jobs if (message := _result_message(job, grace)) is not None]
+    await outbox.add_many(session, messages)
+
+
+def _result_message(job: GenerationJob, grace: timedelta) -> outbox.Message | None:
     platform, chat_id = job.platform, job.chat_id
     not_before: datetime | None = max(utcnow(), job.created_at + grace)
     if job.progress_ref is not None:
         ref = MessageRef.decode(job.progress_ref)
         platform, chat_id, not_before = ref.platform, ref.chat_id, None
     if platform is None or chat_id is None:
-        return  # a job from before the requester's chat was recorded, never shown: nowhere to send it
-    await outbox.add(
-        session,
+        return None  # a job from before the requester's chat was recorded, never shown: nowhere to send it
+    return outbox.Message(
         key=result_key(job),
         platform=platform,
         chat_id=chat_id,

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -36,15 +36,14 @@ from core.feed import notifications
 from core.gen import together
 from core.gen.backend import GeneratedImage, GenerationError
 from core.gen.service import ImageService, StoredImage, origin_of, publishable_with_hash
+from core.gen.together import JobHook, PostHook
 from core.models import GenerationJob, Person, Post, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
-JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
 # Embeds the provenance signature in a new post's image (blocking): (image bytes, post id, author handle,
 # prompt, parent post id, the pixels' hash); core.provenance.Signer.sign.
 Sign = Callable[[bytes, int, str, str, int | None, str | None], bytes]
-PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 120.0
 QUOTA_NOTE = " Your quota was not used."
@@ -287,7 +286,7 @@ class GenerationQueue:
             else:
                 claimed = await self._claim_under_row_locks(session)
             if claimed is not None:
-                await self.on_progress(session, claimed[0])
+                await self.on_progress(session, [claimed[0]])
             await session.commit()
         if claimed is None:
             return None
@@ -537,18 +536,21 @@ class GenerationQueue:
         of its own. The claims come after the batch's jobs are done, so their authors' limits count them
         so. At the first claim that finds nothing the rest are told so: they wait without a look of their
         own, unless a job is queued meanwhile (together.Next)."""
+        started: list[GenerationJob] = []
         for place, finished in enumerate(batch):
             if self._stopping:
-                return
+                break
             wakes = self._wakes  # read before the look: a job it does not see wakes the queue after it
             claimed = await self._claim_in_one_statement(session)
             if claimed is None:
                 for rest in batch[place:]:
                     rest.next = together.Next(None, wakes)
-                return
-            await self.on_progress(session, claimed[0])
+                break
             job, handle = claimed
+            started.append(job)
             finished.next = together.Next((job, handle or ""), wakes)
+        if started:  # the line moved up by them all: its first few see their new place once
+            await self.on_progress(session, started)
 
     async def _commit_alone(self, job: GenerationJob, stored: StoredImage, handle: str) -> None:
         turn = self._claim_lock if self._one_writer else contextlib.nullcontext()
@@ -606,7 +608,7 @@ class GenerationQueue:
             # Signed with our post id, the file is ours alone.
             stale = stored.path if stored.post_id is not None else stale
         else:
-            await self.on_progress(session, finished)
+            await self.on_progress(session, [finished])
             if parent is not None and post.is_public:  # a private remix is not the parent author's news
                 await self._tell_ancestors(session, post, parent)
             if post.is_public:
@@ -706,7 +708,7 @@ class GenerationQueue:
             if rowcount(result) == 1:
                 failed = await session.get(GenerationJob, job.id, populate_existing=True)
                 assert failed is not None
-                await self.on_progress(session, failed)
+                await self.on_progress(session, [failed])
             await session.commit()
         self.on_committed()
 

@@ -12,7 +12,7 @@ the whole batch is rolled back and each completion goes alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, case, select, update
@@ -23,7 +23,9 @@ from core import posts
 from core.gen.service import StoredImage, origin_of
 from core.models import GenerationJob, Person, Post, utcnow
 
-JobHook = Callable[[AsyncSession, GenerationJob], Awaitable[None]]
+# The jobs whose state changed in the session's transaction, for their progress messages and results
+# (core.app.Core._job_progress); the queue's hooks, declared here because a batch calls them too.
+JobHook = Callable[[AsyncSession, Sequence[GenerationJob]], Awaitable[None]]
 PostHook = Callable[[AsyncSession, Post], Awaitable[None]]
 
 # Each job's author, read through the job's row: a merge of two accounts (core.merging) may have moved
@@ -99,8 +101,7 @@ async def write(
     done = (await session.scalars(_mark_done(post_of, owner))).all()
     if len(done) != len(batch):
         raise GoAlone("a job was taken over by another worker")
-    for job in done:
-        await on_progress(session, job)
+    await on_progress(session, done)
     for post in made:
         if post.is_public:
             await on_published(session, post)

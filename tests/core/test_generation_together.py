@@ -67,7 +67,8 @@ async def test_completions_waiting_for_the_turn_are_written_in_one_transaction(h
             await core.queue._claim_lock.acquire()  # the fixture's `async with` lets it go again
     inserts = [s for s in seen if s.startswith("INSERT INTO posts")]
     commits_of_jobs = [s for s in seen if s.startswith("UPDATE generation_jobs") and "post_id=CASE" in s]
-    assert (len(inserts), len(commits_of_jobs)) == (1, 1), inserts
+    results = [s for s in seen if s.startswith("INSERT INTO deliveries")]  # the three results' rows
+    assert (len(inserts), len(commits_of_jobs), len(results)) == (1, 1, 1), seen
     for who, job in zip(PEOPLE, jobs, strict=True):
         post_id = posts[job]
         assert post_id is not None
