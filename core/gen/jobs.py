@@ -185,6 +185,8 @@ async def _take_turn(
                 f"You have used all {plural(quota, 'image')} for today. "
                 f"More at {status.resets_at.strftime('%H:%M %Z')}; see /quota."
             )
+    if rowcount(result) == 0:  # neither reason: the person's row went away meanwhile (a merge)
+        raise UserError("Your image could not be queued right now; please try again.")
 
 
 async def queue_position(session: AsyncSession, job: GenerationJob) -> int:

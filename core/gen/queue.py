@@ -199,8 +199,9 @@ class GenerationQueue:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if pending:
-                await self._release_cut_off()
+            # Also when every worker ended in time: a job a batch claimed for a worker that then saw the
+            # stop is running under our name, unstarted.
+            await self._release_cut_off()
         self._tasks = []
         if self._renewer is not None:
             self._renewer_done.set()
@@ -479,6 +480,9 @@ class GenerationQueue:
             try:
                 return await self._commit_post(job, stored, handle)
             except IntegrityError:
+                if stored.post_id is not None and await self._done_with(job, stored.post_id):
+                    # The post is ours: a batch's commit went through although it reported an error.
+                    return None
                 # Another writer (not this queue) took the reserved id: reserve another one.
                 if stored.post_id is None or not await self._post_id_taken(stored.post_id):
                     raise
@@ -505,6 +509,7 @@ class GenerationQueue:
         any of them needs the one-at-a-time path, all take it."""
         batch: list[together.Finished] = []
         written = False
+        unsure: list[GenerationJob] = []  # next jobs claimed in a transaction that reported an error
         try:
             async with self.sessions() as session, self._claim_lock:  # the session outside the turn: see _claim
                 batch, self._finished = self._finished, []
@@ -518,16 +523,25 @@ class GenerationQueue:
                     log.info("%s completions go one at a time: %s", len(batch), exc)
                 except Exception:
                     log.exception("%s completions written together failed; each goes alone", len(batch))
+        except Exception:  # closing the session, after the commit: what was written stays written
+            log.exception("closing the session of %s completions written together failed", len(batch))
         finally:
             # Also when a stop cancels this task before or while it writes: the others then write alone.
             waiting = batch or self._finished
             if not batch:
                 self._finished = []
             for finished in waiting:
-                if not written:
-                    finished.next = None  # claimed in the transaction that was not committed
+                if not written and finished.next is not None:
+                    if finished.next.claimed is not None:
+                        unsure.append(finished.next.claimed[0])
+                    finished.next = None
                 if not finished.written.done():
                     finished.written.set_result(written)
+        # A commit may fail after the database committed (a connection lost on its answer): such claims
+        # would stay ours, unstarted. Back in line (a no-op when the transaction did roll back); each
+        # completion then finds its own post already written (_complete).
+        for job in unsure:
+            await self._requeue(job, utcnow(), undo_attempt=True)
         if written:
             self.on_committed()
 
@@ -667,6 +681,15 @@ class GenerationQueue:
         async with self.sessions() as session:
             reserved = (await session.execute(_NEXT_POST_ID)).scalar_one()
         return int(reserved)
+
+    async def _done_with(self, job: GenerationJob, post_id: int) -> bool:
+        async with self.sessions() as session:
+            done = await session.scalar(
+                select(GenerationJob.id).where(
+                    GenerationJob.id == job.id, GenerationJob.status == "done", GenerationJob.post_id == post_id
+                )
+            )
+        return done is not None
 
     async def _post_id_taken(self, post_id: int) -> bool:
         async with self.sessions() as session:

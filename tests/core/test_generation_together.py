@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.app import Core
 from core.db import is_sqlite
+from core.gen import together
 from core.models import GenerationJob, Post
 from tests.core.test_generation_queue import ScriptedBackend, _value, make_core, signed_claim, stored_files, until
 from tests.core.test_statement_counts import counting
@@ -123,3 +125,66 @@ async def test_workers_whose_batch_found_nothing_next_wait_without_a_look_yet_a_
         await until(lambda: _value(backend.calls), calls + 1, within=5)
     finally:
         await core.queue._claim_lock.acquire()
+
+
+async def claim_next_then(core: Core, after: Callable[[AsyncSession], Awaitable[None]]) -> None:
+    """The batch's `_claim_next`, and then `after` with its session, once (SQLite: only its batch claims)."""
+    if not is_sqlite(core.settings.database_url):
+        pytest.skip("only SQLite's batch claims the next jobs")
+    claim_next, done = core.queue._claim_next, []
+
+    async def wrapped(session: AsyncSession, batch: list[together.Finished]) -> None:
+        await claim_next(session, batch)
+        if not done:
+            done.append(True)
+            await after(session)
+
+    core.queue._claim_next = wrapped  # type: ignore[method-assign]
+
+
+async def test_a_stop_just_after_a_batch_claimed_a_next_job_puts_that_job_back_in_line(held) -> None:
+    core, jobs = held
+    [reply] = await Chat(core).say("dave", "/imagine a fourth fox")
+    stops: list[asyncio.Task[None]] = []
+
+    async def stop(_session: AsyncSession) -> None:
+        stops.append(asyncio.create_task(core.queue.stop()))  # the stop arrives while the batch commits
+
+    await claim_next_then(core, stop)
+    core.queue._claim_lock.release()
+    try:
+        await wait_done(core, jobs, 3)
+        await asyncio.wait_for(stops[0], 10)
+    finally:
+        await core.queue._claim_lock.acquire()
+    async with core.sessions() as session:
+        fourth = await session.get(GenerationJob, reply.job_id)
+    # Back in line like a job the stop cut off (its claim counted as an attempt), for the next start to run.
+    assert fourth is not None and (fourth.status, fourth.worker, fourth.lease_until) == ("queued", None, None)
+
+
+async def test_a_batch_commit_that_went_through_but_reported_an_error_keeps_its_posts_and_frees_its_claims(
+    held,
+) -> None:
+    core, jobs = held
+    [reply] = await Chat(core).say("dave", "/imagine a fourth fox")
+
+    async def commit_then_fail(session: AsyncSession) -> None:
+        real = session.commit
+
+        async def commit() -> None:
+            await real()
+            raise ConnectionError("the connection went away with the commit's answer")
+
+        session.commit = commit  # type: ignore[method-assign]
+
+    await claim_next_then(core, commit_then_fail)
+    core.queue._claim_lock.release()
+    try:
+        posts = await wait_done(core, [*jobs, reply.job_id], 4)  # the fourth is put back, then made
+    finally:
+        await core.queue._claim_lock.acquire()
+    async with core.sessions() as session:
+        paths = set((await session.scalars(select(Post.image_path))).all())
+    assert len(paths) == 4 and len(set(posts.values())) == 4
+    assert paths <= stored_files(core)  # no committed post lost its image
