@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bots.console.chat import ConsoleChat
 from core.app import Core, bootstrap
 from core.config import Settings
-from core.models import GenerationJob, Post
+from core.models import Delivery, GenerationJob, Post
 from core.params import Upload
 from core.uploads import clean
 from tests.conftest import empty_tables
@@ -47,8 +47,21 @@ async def console(core: Core, name: str, *lines: str) -> str:
     out = io.StringIO()
     chat = ConsoleChat(core, out=out, name=name)
     for line in lines:
-        await chat.line(line)
+        try:
+            # The console waits for a job it started with no limit of its own: a stuck job fails the test, with
+            # what the jobs and the outbox looked like, instead of hanging the run.
+            async with asyncio.timeout(60):
+                await chat.line(line)
+        except TimeoutError:
+            raise AssertionError(f"{line!r} did not finish: {await stuck(core)}\n{out.getvalue()}") from None
     return out.getvalue()
+
+
+async def stuck(core: Core) -> str:
+    async with core.sessions() as session:
+        jobs = (await session.execute(select(GenerationJob.id, GenerationJob.status, GenerationJob.worker))).all()
+        pending = (await session.execute(select(Delivery.key, Delivery.status, Delivery.not_before))).all()
+    return f"jobs {[tuple(j) for j in jobs]}, deliveries {[tuple(d) for d in pending]}"
 
 
 async def only_job(core: Core) -> GenerationJob:
