@@ -67,25 +67,11 @@ def ancestors(post: Post) -> list[int]:
     return [int(part) for part in (post.lineage or "").split(",") if part]
 
 
-async def create_post(
-    session: AsyncSession,
-    author: Person,
-    prompt: str,
-    image: GeneratedImage,
-    image_path: str,
-    *,
-    parent: Post | None = None,
-    visibility: str = "public",
-    origin: str | None = None,
-    post_id: int | None = None,
-) -> Post:
-    """`post_id`: an id reserved beforehand (core.gen.queue signs the image with it before the insert)."""
-    post = new_post(
-        author, prompt, image, image_path, parent=parent, visibility=visibility, origin=origin, post_id=post_id
-    )
+async def create_post(session: AsyncSession, post: Post) -> Post:
+    """Writes a post built by new_post; a remix counts on its parent."""
     session.add(post)
-    if parent is not None:
-        await session.execute(update(Post).where(Post.id == parent.id).values(remix_count=Post.remix_count + 1))
+    if post.parent_id is not None:
+        await session.execute(update(Post).where(Post.id == post.parent_id).values(remix_count=Post.remix_count + 1))
     await session.flush()
     return post
 
@@ -101,8 +87,9 @@ def new_post(
     origin: str | None = None,
     post_id: int | None = None,
 ) -> Post:
-    """The post's row, not yet added to a session: create_post adds and writes one; the generation queue
-    writes a batch of them in one flush (one INSERT for many rows)."""
+    """The post's row, not yet added to a session: create_post writes one; the generation queue writes a
+    batch of them in one flush (one INSERT for many rows). `post_id`: an id reserved beforehand (core.gen.queue
+    signs the image with it before the insert)."""
     created = utcnow()
     return Post(
         id=post_id,

@@ -172,20 +172,20 @@ async def _take_turn(
         "quota": quota,
         "start": start,
     }
-    result = await session.execute(_TAKE_TURN[(cooldown > 0, counts_in_update)], params)
-    if rowcount(result) == 0:
+    took = rowcount(await session.execute(_TAKE_TURN[(cooldown > 0, counts_in_update)], params)) == 1
+    if not took:
         last = await session.scalar(select(Person.last_generation_at).where(Person.id == person.id))
         if cooldown > 0 and last is not None and last > now - timedelta(seconds=cooldown):
             wait = max(1, int((last + timedelta(seconds=cooldown) - now).total_seconds() + 0.999))
             raise UserError(f"Please wait {wait} s before your next image.")
-    if quota is not None and (rowcount(result) == 0 or not counts_in_update):
+    if quota is not None and (not took or not counts_in_update):
         status = await quota_status(session, person.id, quota, zone)
         if status.used > quota:  # the new job is counted
             raise UserError(
                 f"You have used all {plural(quota, 'image')} for today. "
                 f"More at {status.resets_at.strftime('%H:%M %Z')}; see /quota."
             )
-    if rowcount(result) == 0:  # neither reason: the person's row went away meanwhile (a merge)
+    if not took:  # neither reason: the person's row went away meanwhile (a merge)
         raise UserError("Your image could not be queued right now; please try again.")
 
 

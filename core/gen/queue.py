@@ -35,8 +35,8 @@ from core.db import rowcount
 from core.feed import notifications
 from core.gen import together
 from core.gen.backend import GeneratedImage, GenerationError
-from core.gen.service import ImageService, StoredImage, origin_of, publishable_with_hash
-from core.gen.together import JobHook, PostHook
+from core.gen.service import ImageService, StoredImage, publishable_with_hash
+from core.gen.together import Claimed, JobHook, PostHook
 from core.models import GenerationJob, Person, Post, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,6 @@ POST_ID_TRIES = 3  # post ids reserved for one result when another writer takes 
 _NEXT_POST_ID = select(func.nextval(func.pg_get_serial_sequence(Post.__tablename__, "id")))
 # A completion's statements, built once with the job as a parameter: building them cost about as much as
 # running them, inside SQLite's one writer's turn.
-_AUTHOR_OF_JOB = (
-    select(Person)
-    .join(GenerationJob, GenerationJob.person_id == Person.id)
-    .where(GenerationJob.id == bindparam("job", type_=Integer))
-)
 # The claimed job's author, returned by the claim's UPDATE (a scalar subquery in RETURNING).
 _AUTHOR_HANDLE = (
     select(Person.handle).where(Person.id == GenerationJob.person_id).correlate(GenerationJob).scalar_subquery()
@@ -117,10 +112,6 @@ def backoff(attempt: int, base: float = BACKOFF_BASE) -> float:
     return min(BACKOFF_CAP, base * 2.0 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
-# A job claimed by a worker, and its author's handle.
-Claimed = tuple[GenerationJob, str]
-
-
 class GenerationQueue:
     def __init__(
         self,
@@ -155,9 +146,8 @@ class GenerationQueue:
         self._stopping = False
         self._renewer: asyncio.Task[None] | None = None
         self._renewer_done = asyncio.Event()
-        self._sqlite_claim: ReturningUpdate[GenerationJob, str] | None = (
-            None  # built on first use (_claim_in_one_statement)
-        )
+        # Built on first use (_claim_in_one_statement).
+        self._sqlite_claim: ReturningUpdate[GenerationJob, str] | None = None
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
         self._wakes = 0  # wake() calls so far (together.Next)
         self._finished: list[together.Finished] = []  # completions waiting for the turn (_write_together)
@@ -573,7 +563,7 @@ class GenerationQueue:
         async with self.sessions() as session, turn:  # the session outside the turn: see _claim
             # Read through the job's row, not the copy loaded at claim time: a merge of two accounts
             # (core.merging) may have moved the job to another person meanwhile.
-            author = await session.scalar(_AUTHOR_OF_JOB, {"job": job.id})
+            author = (await together.authors(session, [job.id])).get(job.id)
             parent = await session.get(Post, job.parent_id) if job.parent_id else None
             if author is None:  # the account is gone, and the job with it
                 stale = stored.path if stored.post_id is not None else None  # signed for our post id: ours alone
@@ -601,17 +591,7 @@ class GenerationQueue:
             # Rare: a merge moved the job, a rename, or the parent went away since the file was signed.
             stale = stored.path
             stored = await self._resign(stored, stored.post_id, author.handle, job.prompt, parent_id)
-        post = await posts.create_post(
-            session,
-            author,
-            job.prompt,
-            stored.image,
-            stored.path,
-            parent=parent,
-            visibility=job.visibility,
-            origin=origin_of(job, stored),
-            post_id=stored.post_id,
-        )
+        post = await posts.create_post(session, together.post_for(job, stored, author, parent))
         finished = await session.scalar(
             _DONE, {"job": job.id, "owner": self.worker_id, "post": post.id, "at": utcnow()}
         )

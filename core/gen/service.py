@@ -8,7 +8,6 @@ from core.gen.backend import GeneratedImage, ImageBackend, ImageRequest
 from core.gen.media import MediaStore
 from core.gen.publishable import publishable
 from core.gen.sizes import nearest_size
-from core.models import GenerationJob
 from core.provenance import pixel_hash
 
 
@@ -21,15 +20,6 @@ class StoredImage:
     path: str  # relative to the media store
     post_id: int | None  # the id reserved for the post the signature names; None: not signed
     from_source: bool = False  # the backend started from the given picture
-
-
-def origin_of(job: GenerationJob, stored: StoredImage) -> str | None:
-    """What the post's image started from (core.models.Post.origin)."""
-    if job.source_kind is None:
-        return None
-    if stored.from_source:
-        return "upload" if job.source_kind == "upload" else "image"
-    return "prompt-only"
 
 
 class ImageService:

@@ -1,7 +1,8 @@
-"""Finished generation jobs written together, on SQLite.
+"""Finished generation jobs written together.
 
-SQLite has one writer. When a wave of images comes back at once, every completion used to wait for the
-writer's turn, then open its session and send its own four statements and commit. Now the completions
+When a wave of images comes back at once, every completion used to wait for the writer's turn (SQLite's
+one writer; on PostgreSQL this process's claim turn), then open its session and send its own four
+statements and commit. Now the completions
 that are waiting when the turn comes are written in one transaction: one SELECT of their authors, one
 INSERT of their posts (one flush), one UPDATE of their jobs, the result deliveries, one commit. Anything
 out of the ordinary (an author gone, renamed or merged since the file was signed, a job another worker
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import posts
-from core.gen.service import StoredImage, origin_of
+from core.gen.service import StoredImage
 from core.models import GenerationJob, Person, Post, utcnow
 
 # The jobs whose state changed in the session's transaction, for their progress messages and results
@@ -37,6 +38,38 @@ _AUTHORS = (
 )
 
 
+# A job claimed by a worker, and its author's handle.
+Claimed = tuple[GenerationJob, str]
+
+
+async def authors(session: AsyncSession, job_ids: list[int]) -> dict[int, Person]:
+    """Each job's author, by job id; a job whose author is gone (and the job with them) is missing."""
+    return {job_id: person for job_id, person in await session.execute(_AUTHORS, {"jobs": job_ids})}
+
+
+def origin_of(job: GenerationJob, stored: StoredImage) -> str | None:
+    """What the post's image started from (core.models.Post.origin)."""
+    if job.source_kind is None:
+        return None
+    if stored.from_source:
+        return "upload" if job.source_kind == "upload" else "image"
+    return "prompt-only"
+
+
+def post_for(job: GenerationJob, stored: StoredImage, author: Person, parent: Post | None = None) -> Post:
+    """The post a finished job makes, not yet written (core.posts.new_post)."""
+    return posts.new_post(
+        author,
+        job.prompt,
+        stored.image,
+        stored.path,
+        parent=parent,
+        visibility=job.visibility,
+        origin=origin_of(job, stored),
+        post_id=stored.post_id,
+    )
+
+
 def _loop_future() -> asyncio.Future[bool]:
     return asyncio.get_running_loop().create_future()
 
@@ -47,7 +80,7 @@ class Next:
     claimable then, with `wakes`, the queue's count of wake-ups when it looked: a job queued since then
     has woken the queue, and the worker looks again (core.gen.queue)."""
 
-    claimed: tuple[GenerationJob, str] | None
+    claimed: Claimed | None
     wakes: int
 
 
@@ -79,22 +112,10 @@ async def write(
 ) -> None:
     """The batch's posts and its jobs marked done, in the session's transaction; the caller commits.
     Raises GoAlone, with nothing to keep, when any completion needs the one-at-a-time path."""
-    rows = await session.execute(_AUTHORS, {"jobs": [f.job.id for f in batch]})
-    authors = {job_id: person for job_id, person in rows}
-    if any(f.job.id not in authors or authors[f.job.id].handle != f.handle for f in batch):
+    by_job = await authors(session, [f.job.id for f in batch])
+    if any(f.job.id not in by_job or by_job[f.job.id].handle != f.handle for f in batch):
         raise GoAlone("an author is gone or renamed since the image was signed")
-    made = [
-        posts.new_post(
-            authors[f.job.id],
-            f.job.prompt,
-            f.stored.image,
-            f.stored.path,
-            visibility=f.job.visibility,
-            origin=origin_of(f.job, f.stored),
-            post_id=f.stored.post_id,
-        )
-        for f in batch
-    ]
+    made = [post_for(f.job, f.stored, by_job[f.job.id]) for f in batch]
     session.add_all(made)
     await session.flush()  # one INSERT for the batch: their ids are given, nothing is read back per row
     post_of = {f.job.id: post.id for f, post in zip(batch, made, strict=True)}
