@@ -20,3 +20,9 @@ def test_it_prints_each_call_back_to_back_and_after_each_idle_period(capsys: pyt
         assert len(figures) == 4 and all(f > 0 for f in figures), row
         assert len(ratios) == 3, row
     assert "machine load while measuring" in printed
+
+
+def test_a_count_under_one_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        idle_penalty.main(["--calls", "0"])
+    assert "argument --calls: must be at least 1, not 0" in capsys.readouterr().err
