@@ -151,6 +151,7 @@ class GenerationQueue:
         self._last_post_id: int | None = None  # SQLite: the last post id reserved (see _reserve_post_id)
         self._wakes = 0  # wake() calls so far (together.Next)
         self._finished: list[together.Finished] = []  # completions waiting for the turn (_write_together)
+        self._writes: set[asyncio.Task[None]] = set()  # batches being written (_write_together)
 
     async def start(self) -> None:
         await self.recover()
@@ -189,6 +190,8 @@ class GenerationQueue:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self._writes:  # a batch whose workers were cut off still writes what it holds, first
+                await asyncio.wait(list(self._writes))
             # Also when every worker ended in time: a job a batch claimed for a worker that then saw the
             # stop is running under our name, unstarted.
             await self._release_cut_off()
@@ -486,8 +489,12 @@ class GenerationQueue:
         if together.fits(job, stored):
             finished = together.Finished(job, stored, handle)
             self._finished.append(finished)
-            if len(self._finished) == 1:  # the first to wait writes for all who wait with it
-                await self._write_together()
+            if len(self._finished) == 1:  # the first to wait starts the write for all who wait with it
+                # A task of its own, so that its worker, like the others, goes on as soon as the commit is
+                # through, not after the session's close and the next batch's turn.
+                write = asyncio.create_task(self._write_together(), name="generation-batch")
+                self._writes.add(write)
+                write.add_done_callback(self._writes.discard)
             if await finished.written:
                 return finished.next
         await self._commit_alone(job, stored, handle)
@@ -509,6 +516,11 @@ class GenerationQueue:
                         await self._claim_next(session, batch)
                     await session.commit()
                     written = True
+                    # The workers go on to their next images now, before the turn passes to the next batch,
+                    # whose statements would otherwise run first (they hold the loop: core/sqlite_inline.py).
+                    for finished in batch:
+                        if not finished.written.done():  # a stop cancelled its worker's wait
+                            finished.written.set_result(True)
                 except together.GoAlone as exc:
                     log.info("%s completions go one at a time: %s", len(batch), exc)
                 except Exception:
@@ -516,7 +528,7 @@ class GenerationQueue:
         except Exception:  # closing the session, after the commit: what was written stays written
             log.exception("closing the session of %s completions written together failed", len(batch))
         finally:
-            # Also when a stop cancels this task before or while it writes: the others then write alone.
+            # Also when this task is cancelled (the loop closing) before or while it writes: the others go alone.
             waiting = batch or self._finished
             if not batch:
                 self._finished = []

@@ -188,3 +188,18 @@ async def test_a_batch_commit_that_went_through_but_reported_an_error_keeps_its_
         paths = set((await session.scalars(select(Post.image_path))).all())
     assert len(paths) == 4 and len(set(posts.values())) == 4
     assert paths <= stored_files(core)  # no committed post lost its image
+
+
+async def test_a_stop_while_a_batch_waits_for_the_turn_still_writes_its_images(held) -> None:
+    """The images are made and paid for: a stop that cuts the workers off lets their batch write them,
+    instead of throwing them away and making them again after the restart."""
+    core, jobs = held
+    stopping = asyncio.create_task(core.queue.stop(grace=0))
+    await until(lambda: _value(all(task.done() for task in core.queue._tasks)), True)  # the workers are cut off
+    core.queue._claim_lock.release()
+    try:
+        await asyncio.wait_for(stopping, 10)
+    finally:
+        await core.queue._claim_lock.acquire()
+    posts = await done_jobs(core, jobs)
+    assert len(posts) == 3 and all(posts.values()), posts
