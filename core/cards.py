@@ -90,8 +90,10 @@ def caption(view: PostView) -> str:
     return "\n".join(lines)
 
 
-def post_buttons(view: PostView) -> tuple[tuple[Button, ...], ...]:
+def post_buttons(view: PostView, viewer_id: int | None = None) -> tuple[tuple[Button, ...], ...]:
+    """`viewer_id`: the one person who sees the card (see `card`)."""
     post = view.post
+    follow = () if viewer_id == post.author_id else (Button(f"➕ Follow @{view.author}", f"follow {view.author}"),)
     return (
         (
             Button(f"❤️ {post.like_count}", f"like {post.id}"),
@@ -99,18 +101,20 @@ def post_buttons(view: PostView) -> tuple[tuple[Button, ...], ...]:
             Button("🎲 Variation", f"vary {post.id}"),
         ),
         (
-            Button(f"➕ Follow @{view.author}", f"follow {view.author}"),
+            *follow,
             Button(f"💬 {post.comment_count}", f"comment {post.id}"),
             Button("🚩 Report", f"report {post.id}"),
         ),
     )
 
 
-def card(view: PostView, media: MediaStore, *, edit: bool = False) -> Reply:
+def card(view: PostView, media: MediaStore, *, edit: bool = False, viewer_id: int | None = None) -> Reply:
+    """`viewer_id`: the person the card goes to alone (their one-to-one chat), who is not offered to
+    follow themselves; None where others see it too (a gallery, a group)."""
     return Reply(
         text=caption(view),
         image=Image(media.path(view.post.image_path), caption(view)),
-        buttons=post_buttons(view),
+        buttons=post_buttons(view, viewer_id),
         edit=edit,
         post_id=view.post.id,
     )

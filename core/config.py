@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Safety and operations
     report_hide_threshold: int = Field(default=3, ge=1)  # different people's reports that hide a post
     deleted_retention_days: int = Field(default=30, ge=0)  # a deleted post is kept this long for /restore
+    # A file in MEDIA_DIR that no row names is removed once it is this old (core.media_sweep). Its writer
+    # commits the row seconds after the file: an hour is the least that is safe with any lease or timeout.
+    media_orphan_age_hours: float = Field(default=24.0, ge=1)
     rate_limit_burst: int = Field(default=20, ge=1)  # commands a person may send at once
     rate_limit_per_minute: float = Field(default=30.0, gt=0)  # and then this many a minute
     # On top of that limit, comments one person may write a minute (counted in the database, so it

@@ -1,5 +1,5 @@
 """Periodic work, run by APScheduler: digests, notification batches, the galleries' best of the
-day, and pruning old outbox rows.
+day, pruning old outbox rows, purging deleted posts and sweeping unused media files.
 
 Every process with the scheduler role runs the schedule, but a tick does its work only in the
 leader: the process holding the deployment's "scheduler" lock (core.leases, a PostgreSQL advisory
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import and_, delete
 
-from core import bans, gallery, outbox, safety, seen, sqlite_inline
+from core import bans, gallery, media_sweep, outbox, safety, seen, sqlite_inline
 from core.feed import digest, notifications
 from core.models import Delivery, Notification, utcnow
 
@@ -86,6 +86,12 @@ async def purge_deleted(core: Core) -> None:
         log.info("purged %d deleted posts", count)
 
 
+async def sweep_media(core: Core) -> None:
+    """Files no row names (a kill -9 between a file's save and its row's commit leaves one)."""
+    age = timedelta(hours=core.settings.media_orphan_age_hours)
+    log.info("%s", (await media_sweep.sweep(core.sessions, core.media, age)).summary())
+
+
 async def end_bans(core: Core) -> None:
     await bans.lift_expired(core.sessions, utcnow(), core.galleries)
 
@@ -123,6 +129,7 @@ def build(core: Core) -> Scheduler:
         "bans": (end_bans, tick),
         "prune": (prune, 6 * 3600),
         "purge": (purge_deleted, 3600),
+        "media-sweep": (sweep_media, 6 * 3600),
     }
     for name, (job, seconds) in every.items():
         scheduler.add_job(

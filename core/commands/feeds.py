@@ -32,7 +32,7 @@ async def feed(ctx: Context, direction: str | None, post: int | None) -> list[Re
         if before is not None or after is not None:
             return [Reply(text="No more posts here. /feed starts again from the newest.")]
         return [Reply(text="Your feed is empty. Follow people with /follow @handle, or see /top.")]
-    replies = [cards.card(view, ctx.core.media) for view in page.posts]
+    replies = [cards.card(view, ctx.core.media, viewer_id=ctx.viewer_id) for view in page.posts]
     nav: list[Button] = []
     if page.newer is not None:
         nav.append(Button("◀ Newer", f"feed after {page.newer}"))
@@ -48,4 +48,4 @@ async def top(ctx: Context) -> list[Reply]:
     views = await top_posts(ctx.session, viewer_id=ctx.person.id)
     if not views:
         return [Reply(text="Nothing posted in the last 24 hours yet. Be the first: /imagine <prompt>")]
-    return [cards.card(view, ctx.core.media) for view in views]
+    return [cards.card(view, ctx.core.media, viewer_id=ctx.viewer_id) for view in views]

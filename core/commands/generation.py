@@ -86,7 +86,7 @@ async def request_image(
         ctx.core.queue.wake()
 
     ctx.after_commit.append(wake_workers)
-    return [await job_reply(ctx.session, job, ctx.core.media)]
+    return [await job_reply(ctx.session, job, ctx.core.media, viewer_id=ctx.viewer_id)]
 
 
 def _until(delta: timedelta) -> str:

@@ -93,7 +93,7 @@ async def like(ctx: Context, post: int) -> list[Reply]:
     message = f"{'❤️ You liked' if liked else 'You took back your like on'} #{found.id} ({found.like_count} ❤️)"
     if not ctx.via_button:
         return [Reply(text=message, post_id=found.id)]
-    return [Reply(text=message, notice=True), cards.card(view, ctx.core.media, edit=True)]
+    return [Reply(text=message, notice=True), cards.card(view, ctx.core.media, edit=True, viewer_id=ctx.viewer_id)]
 
 
 @command("post", "show one post", params=(POST,), reads_only=True)
@@ -101,11 +101,12 @@ async def show(ctx: Context, post: int) -> list[Reply]:
     view = await posts.visible_view(ctx.session, post, ctx.person)
     found = view.post
     shown = await comments.page(ctx.session, found.id, before=None, limit=comments.LATEST_ON_POST + 1)
+    shown_card = cards.card(view, ctx.core.media, viewer_id=ctx.viewer_id)
     if not shown:
-        return [cards.card(view, ctx.core.media)]
+        return [shown_card]
     latest, more = shown[: comments.LATEST_ON_POST], len(shown) > comments.LATEST_ON_POST
     title = f"💬 Latest comments on #{found.id} ({found.comment_count}):"
-    return [cards.card(view, ctx.core.media), comments.listing(found.id, latest, more=more, title=title)]
+    return [shown_card, comments.listing(found.id, latest, more=more, title=title)]
 
 
 @command(

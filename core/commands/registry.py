@@ -30,6 +30,12 @@ class Context:
     # Side effects outside the database (deleting files) that must wait until the commit succeeds.
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    @property
+    def viewer_id(self) -> int | None:
+        """Who alone sees the replies (core.cards.card): the person in their own chat; None in a group or
+        a channel, where a press edits a message everyone there sees."""
+        return self.person.id if self.actor.private else None
+
 
 # Called as handler(ctx, **values): one keyword argument per declared parameter, already typed.
 Handler = Callable[..., Awaitable[list[Reply]]]

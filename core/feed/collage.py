@@ -68,12 +68,12 @@ def render(tiles: list[Tile]) -> bytes:
 def _cached_thumbnail(media: MediaStore, source: Path) -> Path:
     """A square JPEG thumbnail per image, made once: decoding full-size PNGs is most of the cost."""
     key = hashlib.sha256(str(source).encode()).hexdigest()
-    target = media.path(f"thumbs/{key[:2]}/{key}.jpg")
-    if not target.exists():
+    name = f"thumbs/{key[:2]}/{key}.jpg"
+    if not media.keep(name):
         out = io.BytesIO()
         _thumbnail(source).save(out, format="JPEG", quality=90)
-        media.write_named(str(target.relative_to(media.root)), out.getvalue())
-    return target
+        media.write_named(name, out.getvalue())
+    return media.path(name)
 
 
 def render_cached(media: MediaStore, tiles: list[Tile]) -> bytes:
@@ -84,7 +84,7 @@ async def collage_file(media: MediaStore, tiles: list[Tile]) -> Path:
     """Render once per distinct set of tiles: many people share the same best posts."""
     key = hashlib.sha256("\0".join(f"{t.image}|{t.label}" for t in tiles).encode()).hexdigest()
     name = f"collages/{key[:2]}/{key}.jpg"
-    if not media.path(name).exists():
+    if not media.keep(name):
         data = await asyncio.to_thread(render_cached, media, tiles)
         await media.save_as(name, data)
     return media.path(name)

@@ -6,7 +6,13 @@ import asyncio
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
+
+# A file used again (the same bytes saved, a cached thumbnail or collage shown) gets a fresh modification
+# time once it is older than this, because core.media_sweep removes only files older than
+# MEDIA_ORPHAN_AGE_HOURS (at least an hour): one reused now is then never swept before its row commits.
+REFRESH_AFTER = 600.0
 
 
 class MediaPathError(ValueError):
@@ -32,9 +38,21 @@ class MediaStore:
     def save_blocking(self, data: bytes, extension: str) -> str:
         """`save` in the calling thread (call from a thread)."""
         relative = self.name_for(data, extension)
-        if not self.path(relative).exists():
+        if not self.keep(relative):
             self.write_named(relative, data)
         return relative
+
+    def keep(self, relative: str) -> bool:
+        """Whether the file exists; one about to be used again is marked recent, for the sweeper
+        (blocking: call from a thread)."""
+        target = self.path(relative)
+        try:
+            modified = target.stat().st_mtime
+            if time.time() - modified > REFRESH_AFTER:
+                os.utime(target)
+        except FileNotFoundError:
+            return False
+        return True
 
     async def save_as(self, relative: str, data: bytes) -> None:
         """Write a derived file (a collage, say) under a name of the caller's choosing."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import cards, outbox
@@ -15,7 +15,7 @@ from core.db import rowcount
 from core.gen.jobs import queue_position
 from core.gen.media import MediaStore
 from core.messenger import MessageRef
-from core.models import Delivery, GenerationJob, Post, utcnow
+from core.models import Delivery, GenerationJob, Identity, Post, utcnow
 from core.outbox import Outgoing
 from core.replies import Reply
 
@@ -24,14 +24,16 @@ def _short(prompt: str) -> str:
     return cards.shorten(prompt, 120)
 
 
-async def job_reply(session: AsyncSession, job: GenerationJob, media: MediaStore, *, edit: bool = False) -> Reply:
+async def job_reply(
+    session: AsyncSession, job: GenerationJob, media: MediaStore, *, edit: bool = False, viewer_id: int | None = None
+) -> Reply:
     """The message for the job's current state; carries job_id while it is still in progress.
-    `edit`: the reply replaces the progress message (the outbox's edits)."""
+    `edit`: the reply replaces the progress message (the outbox's edits). `viewer_id`: see cards.card."""
     if job.status == "done" and job.post_id is not None:
         post = await session.get(Post, job.post_id)
         if post is not None:
             [view] = await cards.views(session, [post])
-            return cards.card(view, media, edit=edit)
+            return cards.card(view, media, edit=edit, viewer_id=viewer_id)
         return Reply(text=f"✅ Done, but the post was deleted since: {_short(job.prompt)}", edit=edit)
     if job.status == "failed":
         return Reply(text=f"❌ {job.error or 'The image could not be made.'}\n{_short(job.prompt)}", edit=edit)
@@ -119,6 +121,19 @@ async def _retire(session: AsyncSession, job: GenerationJob, ref: MessageRef) ->
     )
 
 
+async def _author_alone(session: AsyncSession, job: GenerationJob, platform: str, chat_id: str) -> int | None:
+    """The job's author when this chat is their own one-to-one chat (where their identity says the
+    network reaches them); None for a group, whose members see the result too."""
+    if job.status != "done":
+        return None  # no card, no follow button: spare the look-up
+    own = await session.scalar(
+        select(Identity.id)
+        .where(Identity.person_id == job.person_id, Identity.platform == platform, Identity.chat_id == chat_id)
+        .limit(1)
+    )
+    return job.person_id if own is not None else None
+
+
 class JobProgressRenderer:
     """Delivery payload {"job": id}: edit the job's progress message to its current state. With
     "result": the job's outcome, edited in, or sent as a new message when there is no progress
@@ -141,11 +156,14 @@ class JobProgressRenderer:
             if not result:
                 return None
             payload["new"] = True
-            return Outgoing(await job_reply(session, job, self.media))
+            viewer = await _author_alone(session, job, delivery.platform, delivery.chat_id)
+            return Outgoing(await job_reply(session, job, self.media, viewer_id=viewer))
         if job.shown_status == state:
             return None
-        reply = await job_reply(session, job, self.media, edit=True)
-        return Outgoing(reply, edit=MessageRef.decode(job.progress_ref), or_send=result)
+        shown = MessageRef.decode(job.progress_ref)
+        viewer = await _author_alone(session, job, shown.platform, shown.chat_id)
+        reply = await job_reply(session, job, self.media, edit=True, viewer_id=viewer)
+        return Outgoing(reply, edit=shown, or_send=result)
 
     async def sent(self, session: AsyncSession, delivery: Delivery, payload: dict[str, Any], ref: MessageRef) -> None:
         job = await session.get(GenerationJob, payload["job"])

@@ -118,3 +118,16 @@ async def test_bad_extensions_are_refused(tmp_path: Path, extension: str) -> Non
     with pytest.raises(MediaPathError):
         await store.save(b"data", extension)
     assert files(tmp_path) == []
+
+
+async def test_bytes_saved_again_are_not_rewritten_but_marked_recent(tmp_path: Path) -> None:
+    """The media sweep (core.media_sweep) goes by a file's time: bytes saved again for a new row must
+    not look abandoned while that row commits."""
+    store = MediaStore(tmp_path)
+    relative = await store.save(b"the same upload twice", "png")
+    target = store.path(relative)
+    os.utime(target, (1_000_000_000, 1_000_000_000))
+    inode = target.stat().st_ino
+    assert await store.save(b"the same upload twice", "png") == relative
+    assert target.stat().st_ino == inode  # not written again
+    assert target.stat().st_mtime > 1_000_000_000

@@ -74,7 +74,8 @@ async def test_imagine_makes_a_post_with_its_image_caption_and_buttons(chat: Cha
     assert media_files(media_dir) == [path]
     assert f"#{post_id}" in reply.text and "@alice" in reply.text and "a red fox in the snow" in reply.text
     assert reply.image.caption == reply.text
-    assert actions(reply) == [
+    theirs = await card(chat, "bob", post_id)
+    assert actions(theirs) == [
         f"like {post_id}",
         f"remix {post_id}",
         f"vary {post_id}",
@@ -82,7 +83,8 @@ async def test_imagine_makes_a_post_with_its_image_caption_and_buttons(chat: Cha
         f"comment {post_id}",
         f"report {post_id}",
     ]
-    assert all(len(a.encode()) <= MAX_ACTION_BYTES for a in actions(reply))
+    assert actions(reply) == [a for a in actions(theirs) if a != "follow alice"]  # not to herself
+    assert all(len(a.encode()) <= MAX_ACTION_BYTES for a in actions(theirs))
     stored = await row(chat, post_id)
     assert stored is not None and stored.prompt == "a red fox in the snow"
     assert stored.visibility == "public" and stored.parent_id is None

@@ -47,12 +47,11 @@ async def test_imagine_shows_progress_that_ends_as_the_photo_post_with_its_keybo
     assert "a red fox in the snow" in photo.params["caption"]
     assert photo.files["photo"][:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"RIFF")
     post_id = photo.result["caption"].split()[0].lstrip("#")
-    # The report button sits on every card, Telegram's too.
+    # The report button sits on every card, Telegram's too; in her own chat, no button to follow herself.
     assert photo.button_actions == [
         f"like {post_id}",
         f"remix {post_id}",
         f"vary {post_id}",
-        "follow alice",
         f"comment {post_id}",
         f"report {post_id}",
     ]
