@@ -1,5 +1,6 @@
-"""PostgreSQL: the UPDATEs of several of a worker's jobs (the lease renewer's, a batch's completion, the stop's
-give-back) lock their rows in one order, ascending id, so two of them at once wait for each other.
+"""PostgreSQL: the UPDATEs of several jobs (the lease renewer's, a batch's completion, the stop's give-back, a
+merge's move, a ban's cancel) lock their rows in one order, ascending id, so two of them at once wait for each
+other.
 
 An UPDATE locks rows in the order its plan visits them; a seq scan visits them in physical order, which an
 update of a row changes (its new version is written elsewhere). Here the lowest job's row is updated, so a
@@ -19,10 +20,12 @@ import pytest
 from sqlalchemy import TextClause, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core import bans
 from core.app import Core
 from core.db import on_postgres
 from core.feed.ranking import hot_score
 from core.gen import together
+from core.merging import merge_people
 from core.models import GenerationJob, Person, Post, utcnow
 from tests.databases import TEST_DATABASE_URL
 from tests.support import actor
@@ -33,21 +36,18 @@ JOBS = 4
 WAIT = 5.0  # seconds anything here may wait for a lock: a hang fails fast (PostgreSQL's deadlock_timeout is 1 s)
 
 
-async def running_jobs(core: Core, lease_until: datetime) -> list[int]:
-    """JOBS jobs this queue runs, the lowest id's row stored last (an update gave it a new version)."""
-    await core.handle(actor("ann"), "/start")
+async def jobs_of(core: Core, handle: str, **values: object) -> list[int]:
+    """JOBS jobs of `handle`'s, the lowest id's row stored last (an update gave it a new version)."""
+    await core.handle(actor(handle), "/start")
     async with core.sessions() as session:
-        ann = await session.scalar(select(Person.id).where(Person.handle == "ann"))
+        person = await session.scalar(select(Person.id).where(Person.handle == handle))
         rows = [
-            {
-                "idempotency_key": f"lock-order-{n}", "person_id": ann, "prompt": f"a fox {n}", "seed": n,
-                "status": "running", "worker": core.queue.worker_id, "lease_until": lease_until, "attempts": 1,
-            }
+            {"idempotency_key": f"lock-order-{n}", "person_id": person, "prompt": f"a fox {n}", "seed": n, **values}
             for n in range(JOBS)
-        ]  # fmt: skip
+        ]
         jobs = sorted(await session.scalars(insert(GenerationJob).returning(GenerationJob.id), rows))
         await session.commit()
-        await session.execute(update(GenerationJob).where(GenerationJob.id == jobs[0]).values(attempts=2))
+        await session.execute(update(GenerationJob).where(GenerationJob.id == jobs[0]).values(aspect="16:9"))
         await session.commit()
         physical = list(await session.scalars(text("SELECT id FROM generation_jobs ORDER BY ctid")))
     async with core.engine.connect() as conn:
@@ -56,6 +56,12 @@ async def running_jobs(core: Core, lease_until: datetime) -> list[int]:
         await conn.commit()
     assert physical == [*jobs[1:], jobs[0]]  # what a seq scan visits: not ascending
     return jobs
+
+
+async def running_jobs(core: Core, lease_until: datetime, handle: str = "ann") -> list[int]:
+    """JOBS jobs this queue runs."""
+    worker = core.queue.worker_id
+    return await jobs_of(core, handle, status="running", worker=worker, lease_until=lease_until, attempts=1)
 
 
 def lock(job: int) -> TextClause:
@@ -77,9 +83,12 @@ async def waiting_for_a_lock(conn: AsyncConnection) -> None:
             await asyncio.sleep(0.01)
 
 
-async def interleaved(core: Core, jobs: list[int], statement: Callable[[], Coroutine[Any, Any, object]]) -> None:
+Statement = Callable[[], Coroutine[Any, Any, object]]
+
+
+async def interleaved(core: Core, jobs: list[int], statement: Statement, then: TextClause | None = None) -> None:
     """Another transaction holds the lowest job; `statement` starts and waits for it; the other transaction
-    then takes the next job too, as one locking in ascending id does, and commits."""
+    then locks `then`, by default the next job, as a statement locking in ascending id does, and commits."""
     task: asyncio.Task[object] | None = None
     try:
         async with core.engine.connect() as other, core.engine.connect() as watcher:
@@ -87,7 +96,7 @@ async def interleaved(core: Core, jobs: list[int], statement: Callable[[], Corou
             await other.execute(lock(jobs[0]))
             task = asyncio.create_task(statement())
             await waiting_for_a_lock(watcher)
-            await other.execute(lock(jobs[1]))  # before the fix: a deadlock, this or the statement aborted
+            await other.execute(lock(jobs[1]) if then is None else then)  # before the fix: a deadlock
             await other.commit()
     finally:
         if task is not None:
@@ -139,3 +148,48 @@ async def test_a_batch_marks_its_jobs_done_past_a_row_locked_in_id_order(quiet: 
     async with quiet.sessions() as session:
         done = {job: post for job, post in await session.execute(select(GenerationJob.id, GenerationJob.post_id))}
     assert done == post_of
+
+
+async def test_a_merge_moves_the_jobs_past_a_row_locked_in_id_order(quiet: Core) -> None:
+    """A merge moves the absorbed person's running jobs too, which the queue's renewer updates meanwhile."""
+    await quiet.handle(actor("ann"), "/start")
+    jobs = await running_jobs(quiet, utcnow() + timedelta(seconds=30), handle="bob")
+
+    async def merge() -> None:
+        async with quiet.sessions() as session:
+            ann = await session.scalar(select(Person).where(Person.handle == "ann"))
+            bob = await session.scalar(select(Person).where(Person.handle == "bob"))
+            assert ann is not None and bob is not None
+            await merge_people(session, ann, bob)
+            await session.commit()
+
+    await interleaved(quiet, jobs, merge)
+    async with quiet.sessions() as session:
+        people = set(await session.scalars(select(GenerationJob.person_id)))
+        ann = await session.scalar(select(Person.id).where(Person.handle == "ann"))
+    assert people == {ann}
+
+
+BOBS_ROW = text("SELECT people.id FROM people WHERE people.handle = 'bob' FOR UPDATE")
+
+
+@pytest.mark.parametrize("then", ["the person", "the next job"])
+async def test_a_ban_cancels_the_queued_jobs_past_a_claim_or_a_merge_holding_one(quiet: Core, then: str) -> None:
+    """A claim locks its candidate job, then the person's row (to count their running jobs): a ban locked the
+    person's row before their queued jobs, and the two deadlocked; it takes the jobs first now. A merge's move
+    locks them in ascending id: so does the ban."""
+    await quiet.handle(actor("admin"), "/start")
+    jobs = await jobs_of(quiet, "bob", status="queued")
+
+    async def ban() -> None:
+        async with quiet.sessions() as session:
+            admin = await session.scalar(select(Person).where(Person.handle == "admin"))
+            bob = await session.scalar(select(Person).where(Person.handle == "bob"))
+            assert admin is not None and bob is not None
+            await bans.ban(session, admin, bob, None, "spam", quiet.galleries)
+            await session.commit()
+
+    await interleaved(quiet, jobs, ban, then=BOBS_ROW if then == "the person" else None)
+    async with quiet.sessions() as session:
+        statuses = list(await session.scalars(select(GenerationJob.status)))
+    assert statuses == ["failed"] * JOBS
