@@ -87,13 +87,18 @@ Statement = Callable[[], Coroutine[Any, Any, object]]
 
 
 async def interleaved(core: Core, jobs: list[int], statement: Statement, then: TextClause | None = None) -> None:
-    """Another transaction holds the lowest job; `statement` starts and waits for it; the other transaction
-    then locks `then`, by default the next job, as a statement locking in ascending id does, and commits."""
+    """Another transaction holds the lowest job (and writes it); `statement` starts and waits for it; the other
+    transaction then locks `then`, by default the next job, as a statement locking in ascending id does, and
+    commits."""
     task: asyncio.Task[object] | None = None
     try:
         async with core.engine.connect() as other, core.engine.connect() as watcher:
             await other.execute(text(f"SET LOCAL lock_timeout = '{int(WAIT)}s'"))
             await other.execute(lock(jobs[0]))
+            # A new version of the row it waits for, which the statement then finds still matching.
+            await other.execute(
+                text("UPDATE generation_jobs SET shown_status = shown_status WHERE id = :job"), {"job": jobs[0]}
+            )
             task = asyncio.create_task(statement())
             await waiting_for_a_lock(watcher)
             await other.execute(lock(jobs[1]) if then is None else then)  # before the fix: a deadlock
