@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import audit, gallery, outbox
+from core.db import locked_in_id_order, on_postgres
 from core.errors import UserError
 from core.feed.targets import reachable_targets
 from core.models import GenerationJob, Person, Post, utcnow
@@ -58,14 +59,18 @@ async def ban(
 ) -> datetime:
     now = utcnow()
     until = FOREVER if duration is None else now + duration
+    # The queued jobs before the person's row is written: a claim (core.gen.queue) locks a job, then its
+    # person's row, so a ban holding the row while it waits for a claimed job deadlocked with the claim.
+    # In ascending id on PostgreSQL, as a merge moves them (core.db.locked_in_id_order).
+    queued = (GenerationJob.person_id == target.id, GenerationJob.status == "queued")
+    await session.execute(
+        update(GenerationJob)
+        .where(locked_in_id_order(GenerationJob.id, *queued) if on_postgres(session) else and_(*queued))
+        .values(status="failed", error=CANCELLED, finished_at=now)
+    )
     target.banned_until, target.ban_reason = until, reason[:255] or None
     await gallery.unlisting(session, galleries, Post.author_id == target.id)
     await session.execute(update(Post).where(Post.author_id == target.id, Post.status == VISIBLE).values(status=BANNED))
-    await session.execute(
-        update(GenerationJob)
-        .where(GenerationJob.person_id == target.id, GenerationJob.status == "queued")
-        .values(status="failed", error=CANCELLED, finished_at=now)
-    )
     await audit.record(
         session, actor_id=admin.id, action="ban", person_id=target.id, reason=f"{until_text(until)} {reason}".strip()
     )

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from core.db import rowcount
+from core.db import locked_in_id_order, on_postgres, rowcount
 from core.feed.ranking import hot_score
 from core.models import (
     AuditEntry,
@@ -90,7 +90,7 @@ async def merge_people(session: AsyncSession, survivor: Person, absorbed: Person
         AuditEntry.target_person_id,
         Comment.author_id,
     ):
-        await session.execute(update(column.class_).where(column == gone).values({column.key: keep}))
+        await session.execute(update(column.class_).where(_rows_of(session, column, gone)).values({column.key: keep}))
     await _merge_reports(session, keep, gone)
     await _merge_pairs(session, Block.blocker_id, Block.blocked_id, keep, gone)
     await _merge_pairs(session, FollowRequest.follower_id, FollowRequest.followee_id, keep, gone)
@@ -102,6 +102,15 @@ async def merge_people(session: AsyncSession, survivor: Person, absorbed: Person
     await session.execute(delete(Person).where(Person.id == gone))
     await session.flush()
     return MergeStats(rowcount(moved_posts), likes_dropped, follows_dropped)
+
+
+def _rows_of(session: AsyncSession, column: InstrumentedAttribute[int | None], gone: int) -> ColumnElement[bool]:
+    """The rows of `gone`'s in `column`. The person's running jobs are updated meanwhile by the generation
+    queue (its lease renewer, a batch's completion), which locks them in ascending id on PostgreSQL: so does
+    the move, or the two could deadlock (core.db.locked_in_id_order)."""
+    if column is GenerationJob.person_id and on_postgres(session):
+        return locked_in_id_order(GenerationJob.id, column == gone)
+    return column == gone
 
 
 async def _merge_likes(session: AsyncSession, keep: int, gone: int) -> int:

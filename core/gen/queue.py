@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import posts
-from core.db import rowcount
+from core.db import locked_in_id_order, rowcount
 from core.feed import notifications
 from core.gen import together
 from core.gen.backend import GeneratedImage, GenerationError
@@ -74,6 +74,35 @@ _DONE = (
     .returning(GenerationJob)
     .execution_options(synchronize_session=False)
 )
+
+
+_OWNER = bindparam("owner", type_=String)
+_MINE = (GenerationJob.status == "running", GenerationJob.worker == _OWNER)  # a worker's running jobs
+
+
+def _of_worker(postgres: bool) -> ColumnElement[bool]:
+    """A worker's running jobs, for the UPDATEs of them all. The renewer's, a batch's completion and the
+    stop's may run at once on this queue's connections: on PostgreSQL each locks them in ascending id
+    (core.db.locked_in_id_order), so none of them deadlocks another."""
+    return locked_in_id_order(GenerationJob.id, *_MINE) if postgres else and_(*_MINE)
+
+
+# Keyed by PostgreSQL or not. The renewer's (`until`: the new end of the leases).
+_RENEW = {
+    postgres: update(GenerationJob)
+    .where(_of_worker(postgres))
+    .values(lease_until=bindparam("until", type_=UTCDateTime()))
+    .execution_options(synchronize_session=False)
+    for postgres in (False, True)
+}
+# The jobs cut off by a stop go back in line (`now`: due at once).
+_RELEASE = {
+    postgres: update(GenerationJob)
+    .where(_of_worker(postgres))
+    .values(status="queued", worker=None, lease_until=None, not_before=bindparam("now", type_=UTCDateTime()))
+    .execution_options(synchronize_session=False)
+    for postgres in (False, True)
+}
 
 
 def gave_up(attempts: int) -> str:
@@ -206,11 +235,7 @@ class GenerationQueue:
         process (or the next start) to run."""
         try:
             async with self.sessions() as session:
-                await session.execute(
-                    update(GenerationJob)
-                    .where(GenerationJob.status == "running", GenerationJob.worker == self.worker_id)
-                    .values(status="queued", worker=None, lease_until=None, not_before=utcnow())
-                )
+                await session.execute(_RELEASE[not self._one_writer], {"owner": self.worker_id, "now": utcnow()})
                 await session.commit()
         except Exception:
             log.exception("could not give back the jobs cut off by the stop; their leases will")
@@ -407,15 +432,15 @@ class GenerationQueue:
             if self._renewer_done.is_set():
                 return
             try:
-                async with self.sessions() as session:
-                    await session.execute(
-                        update(GenerationJob)
-                        .where(GenerationJob.status == "running", GenerationJob.worker == self.worker_id)
-                        .values(lease_until=utcnow() + timedelta(seconds=self.config.lease))
-                    )
-                    await session.commit()
+                await self._renew_leases()
             except Exception:  # the jobs go on; a lapsed lease costs at most a result dropped
                 log.exception("could not renew the leases of the running generation jobs")
+
+    async def _renew_leases(self) -> None:
+        until = utcnow() + timedelta(seconds=self.config.lease)
+        async with self.sessions() as session:
+            await session.execute(_RENEW[not self._one_writer], {"owner": self.worker_id, "until": until})
+            await session.commit()
 
     async def _process(self, job: GenerationJob, author: str) -> together.Next | None:
         """The job, from the backend's call to its post; returns the worker's next job when the transaction

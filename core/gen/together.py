@@ -16,11 +16,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import posts
+from core.db import locked_in_id_order, on_postgres
 from core.gen.service import StoredImage
 from core.models import GenerationJob, Person, Post, utcnow
 
@@ -119,7 +120,7 @@ async def write(
     session.add_all(made)
     await session.flush()  # one INSERT for the batch: their ids are given, nothing is read back per row
     post_of = {f.job.id: post.id for f, post in zip(batch, made, strict=True)}
-    done = (await session.scalars(_mark_done(post_of, owner))).all()
+    done = (await session.scalars(_mark_done(post_of, owner, on_postgres(session)))).all()
     if len(done) != len(batch):
         raise GoAlone("a job was taken over by another worker")
     await on_progress(session, done)
@@ -128,11 +129,14 @@ async def write(
             await on_published(session, post)
 
 
-def _mark_done(post_of: dict[int, int], owner: str) -> ReturningUpdate[GenerationJob]:
-    """One UPDATE for the batch's jobs, each given its post; only those this worker still holds."""
+def _mark_done(post_of: dict[int, int], owner: str, postgres: bool) -> ReturningUpdate[GenerationJob]:
+    """One UPDATE for the batch's jobs, each given its post; only those this worker still holds. On
+    PostgreSQL its rows are locked in ascending id, as the queue's renewer locks them: its plan may visit
+    them in physical order (a seq scan, a bitmap scan), and the two would deadlock."""
+    ours = (GenerationJob.id.in_(list(post_of)), GenerationJob.status == "running", GenerationJob.worker == owner)
     return (
         update(GenerationJob)
-        .where(GenerationJob.id.in_(list(post_of)), GenerationJob.status == "running", GenerationJob.worker == owner)
+        .where(locked_in_id_order(GenerationJob.id, *ours) if postgres else and_(*ours))
         .values(
             status="done",
             post_id=case(post_of, value=GenerationJob.id),
