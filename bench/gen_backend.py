@@ -81,5 +81,10 @@ class FakeRemoteBackend:
             return None
         return (sum(starts[workers:]) - sum(ends[:-workers])) / pairs
 
+    def forget(self) -> None:
+        """Drop what was counted so far (the benchmark's warm-up)."""
+        self.calls = self.max_running = 0
+        self.starts, self.ends = [], []
+
     async def aclose(self) -> None:
         return None

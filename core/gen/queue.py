@@ -782,7 +782,13 @@ class GenerationQueue:
                 return job
             await asyncio.sleep(0.02)
 
+    def working(self) -> bool:
+        """Whether a worker of this process holds a job or a batch is being written: the in-memory half of
+        `idle`, which asks the database about every process's jobs."""
+        return len(self._idle) < len(self._tasks) or bool(self._writes) or bool(self._finished)
+
     async def idle(self) -> bool:
+        """No job queued or running, in any process."""
         async with self.sessions() as session:
             active = await session.scalar(
                 select(GenerationJob.id).where(GenerationJob.status.in_(("queued", "running"))).limit(1)

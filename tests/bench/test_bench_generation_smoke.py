@@ -76,3 +76,13 @@ async def test_requests_can_arrive_all_at_once(capsys: pytest.CaptureFixture[str
     printed = capsys.readouterr().out
     [cells] = rows_of(printed, "SQLite, fake remote backend (0.8 s per image), requests all at once")
     assert cells[0] == "4" and row.jobs == 8 and row.peak == 4 and row.rate > 0
+
+
+async def test_the_warm_up_round_is_not_counted_and_can_be_left_out() -> None:
+    for warmup in (True, False):
+        backend = FakeRemoteBackend(0.1)
+        row = await generation.run_once("sqlite", backend, 2, 4, 2 / 0.1, warmup=warmup)
+        # run_once checked the posts: the warm-up's two and the run's four; the backend counts the run's only.
+        assert (row.jobs, backend.calls, len(backend.starts), row.peak) == (4, 4, 4, 2)
+        assert backend.latency == 0.1
+    assert generation.parse([]).warmup and not generation.parse(["--no-warmup"]).warmup

@@ -466,3 +466,19 @@ async def test_a_job_longer_than_its_lease_keeps_it_while_its_worker_lives(make_
     done = [await chat.finish(first), await chat.finish(second)]
     assert [job.status for job in done] == ["done", "done"] and [job.attempts for job in done] == [1, 1]
     assert backend.calls == 2 and await count(core, Post) == 2
+
+
+async def test_working_says_whether_a_worker_of_this_process_holds_a_job(make_core) -> None:
+    backend = ScriptedBackend()
+    backend.gate = asyncio.Event()
+    core = await make_core(backend, generation_concurrency=2)
+    assert not core.queue.working()
+    [reply] = await Chat(core).say("alice", "/imagine a fox that takes a while")
+    assert reply.job_id is not None, reply.text
+    await until(lambda: _value(backend.running), 1)
+    assert core.queue.working() and not await core.queue.idle()
+    backend.gate.set()
+    async with asyncio.timeout(10):
+        while core.queue.working():  # noqa: ASYNC110 - the state is the queue's own
+            await asyncio.sleep(0.01)
+    assert await core.queue.idle()  # nothing is held in memory once the post is written
