@@ -62,7 +62,7 @@ async def request_image(
     settings = ctx.core.settings
     await _refuse_if_paused(ctx)
     await _moderate(ctx, options.prompt)
-    job = await jobs.enqueue(
+    queued = await jobs.enqueue(
         ctx.session,
         ctx.person,
         jobs.JobRequest(
@@ -86,7 +86,7 @@ async def request_image(
         ctx.core.queue.wake()
 
     ctx.after_commit.append(wake_workers)
-    return [await job_reply(ctx.session, job, ctx.core.media, viewer_id=ctx.viewer_id)]
+    return [await job_reply(ctx.session, queued.job, ctx.core.media, viewer_id=ctx.viewer_id, ahead=queued.ahead)]
 
 
 def _until(delta: timedelta) -> str:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, Update, bindparam, func, or_, select, true, update
+from sqlalchemy import Integer, String, Update, bindparam, func, literal_column, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningInsert
 
 from core.cards import plural
@@ -34,6 +35,15 @@ class JobRequest:
     # A picture to start from (media-relative path) and whose it is: "parent" or "upload".
     source_path: str | None = None
     source_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """What enqueue made: the job, and the jobs queued ahead of it then (None: a repeated request's job,
+    found as it is)."""
+
+    job: GenerationJob
+    ahead: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +103,24 @@ def _turn_taken(cooled: bool, counts_quota: bool) -> Update:
 _TAKE_TURN = {(cooled, counts): _turn_taken(cooled, counts) for cooled in (False, True) for counts in (False, True)}
 
 
+_EARLIER = aliased(GenerationJob)
+# In the new job's RETURNING: the jobs waiting ahead of it, for the reply's place in line (queue_position).
+# The new row's id is named as SQL text: SQLAlchemy neither correlates a subquery of an INSERT's RETURNING
+# nor qualifies its columns there on SQLite, where an unqualified `id` would be the subquery's own.
+_AHEAD_OF_NEW = (
+    select(func.count())
+    .select_from(_EARLIER)
+    .where(_EARLIER.status == "queued", _EARLIER.id < literal_column(f"{GenerationJob.__tablename__}.id", Integer))
+    .scalar_subquery()
+)
+
+
 @functools.cache
-def _new_job(postgres: bool) -> ReturningInsert[GenerationJob]:
+def _new_job(postgres: bool) -> ReturningInsert[GenerationJob, int]:
     """The job's INSERT, which a repeat of its idempotency key leaves undone; the new row comes back in its
-    RETURNING. Built once per dialect, the values passed as parameters."""
+    RETURNING, with the count of jobs ahead of it. Built once per dialect, the values passed as parameters."""
     insert = pg_insert if postgres else sqlite_insert
-    return insert(GenerationJob).on_conflict_do_nothing().returning(GenerationJob)
+    return insert(GenerationJob).on_conflict_do_nothing().returning(GenerationJob, _AHEAD_OF_NEW)
 
 
 async def quota_status(session: AsyncSession, person_id: int, limit: int | None, zone: str) -> QuotaStatus:
@@ -122,37 +144,40 @@ async def enqueue(
     quota: int | None,
     cooldown: float,
     zone: str,
-) -> GenerationJob:
+) -> Queued:
     """Persist the job, or return the one this key already made (a repeated request). A refusal (the
     cooldown, the quota) raises UserError, and the caller's rollback takes the new row back out."""
     now = utcnow()
     # The INSERT first: a repeated request finds its job without touching the cooldown or the quota.
-    job = await session.scalar(
-        _new_job(on_postgres(session)),
-        {
-            "idempotency_key": key,
-            "person_id": person.id,
-            "prompt": request.prompt,
-            "seed": request.seed,
-            "aspect": request.aspect,
-            "visibility": request.visibility,
-            "parent_id": request.parent_id,
-            "platform": request.platform,
-            "chat_id": request.chat_id,
-            "source_path": request.source_path,
-            "source_kind": request.source_kind,
-            "status": "queued",
-            "attempts": 0,
-            "not_before": now,
-            "created_at": now,
-        },
-    )
-    if job is None:
+    row = (
+        await session.execute(
+            _new_job(on_postgres(session)),
+            {
+                "idempotency_key": key,
+                "person_id": person.id,
+                "prompt": request.prompt,
+                "seed": request.seed,
+                "aspect": request.aspect,
+                "visibility": request.visibility,
+                "parent_id": request.parent_id,
+                "platform": request.platform,
+                "chat_id": request.chat_id,
+                "source_path": request.source_path,
+                "source_kind": request.source_kind,
+                "status": "queued",
+                "attempts": 0,
+                "not_before": now,
+                "created_at": now,
+            },
+        )
+    ).first()
+    if row is None:
         found = await existing_job(session, key)
         assert found is not None, "a conflict on the key means its job exists"
-        return found
+        return Queued(found, None)
+    job, ahead = row
     await _take_turn(session, person, quota=quota, cooldown=cooldown, zone=zone, now=now)
-    return job
+    return Queued(job, int(ahead))
 
 
 async def _take_turn(
@@ -190,6 +215,6 @@ async def _take_turn(
 
 
 async def queue_position(session: AsyncSession, job: GenerationJob) -> int:
-    """1 for the next job to start."""
+    """1 for the next job to start (a new job's is known from its INSERT: Queued.ahead)."""
     ahead = await session.scalar(_AHEAD, {"job": job.id})
     return int(ahead or 0) + 1

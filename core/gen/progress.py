@@ -25,10 +25,17 @@ def _short(prompt: str) -> str:
 
 
 async def job_reply(
-    session: AsyncSession, job: GenerationJob, media: MediaStore, *, edit: bool = False, viewer_id: int | None = None
+    session: AsyncSession,
+    job: GenerationJob,
+    media: MediaStore,
+    *,
+    edit: bool = False,
+    viewer_id: int | None = None,
+    ahead: int | None = None,
 ) -> Reply:
     """The message for the job's current state; carries job_id while it is still in progress.
-    `edit`: the reply replaces the progress message (the outbox's edits). `viewer_id`: see cards.card."""
+    `edit`: the reply replaces the progress message (the outbox's edits). `viewer_id`: see cards.card.
+    `ahead`: the jobs queued ahead of it, when already known (jobs.Queued)."""
     if job.status == "done" and job.post_id is not None:
         post = await session.get(Post, job.post_id)
         if post is not None:
@@ -40,7 +47,7 @@ async def job_reply(
     if job.status == "running":
         retry = f" (attempt {job.attempts})" if job.attempts > 1 else ""
         return Reply(text=f"🎨 Generating{retry}…\n{_short(job.prompt)}", job_id=job.id, edit=edit)
-    position = await queue_position(session, job)
+    position = ahead + 1 if ahead is not None else await queue_position(session, job)
     waiting = " (retrying after a hiccup)" if job.attempts else ""
     text = f"⏳ Queued, number {position} in line{waiting}.\n{_short(job.prompt)}"
     return Reply(text=text, job_id=job.id, edit=edit)

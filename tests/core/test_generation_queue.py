@@ -482,3 +482,15 @@ async def test_working_says_whether_a_worker_of_this_process_holds_a_job(make_co
         while core.queue.working():  # noqa: ASYNC110 - the state is the queue's own
             await asyncio.sleep(0.01)
     assert await core.queue.idle()  # nothing is held in memory once the post is written
+
+
+async def test_a_new_request_is_told_its_place_behind_the_jobs_waiting_and_a_repeat_its_place_now(make_core) -> None:
+    core = await make_core(ScriptedBackend(), start=False)  # no worker: every job waits
+    chat = Chat(core)
+    texts = [(await chat.say(name, f"/imagine {name}'s fox"))[0].text for name in ("ann", "ben", "cat")]
+    assert [text.splitlines()[0] for text in texts] == [f"⏳ Queued, number {n} in line." for n in (1, 2, 3)], texts
+    async with core.sessions() as session:  # ann's job has started elsewhere: ben is first now
+        await session.execute(update(GenerationJob).where(GenerationJob.prompt == "ann's fox").values(status="running"))
+        await session.commit()
+    [dan] = await chat.say("dan", "/imagine dan's fox")
+    assert dan.text.startswith("⏳ Queued, number 3 in line."), dan.text
