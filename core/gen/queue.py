@@ -2,8 +2,8 @@
 
 Any number of processes may run workers on one PostgreSQL database. A job is claimed under a lease
 (queued -> running, stamped with this worker's id and `lease_until`): on PostgreSQL the candidate row
-is locked with FOR UPDATE SKIP LOCKED, so concurrent claimers pass over each other's rows instead of
-queueing behind them; on SQLite (one process) one conditional UPDATE does it. The queue renews its
+and its person's row are locked with FOR UPDATE SKIP LOCKED, so concurrent claimers pass over each other's
+rows instead of queueing behind them; on SQLite (one process) one conditional UPDATE does it. The queue renews its
 running jobs' leases (one statement for all of them) while the backend works; a running job whose
 lease has passed belongs to a dead process and the next claim takes it over. The per-person limit is
 counted under a lock on the person's row (PostgreSQL), so it holds across processes, or in the claiming
@@ -23,11 +23,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import posts
@@ -54,6 +55,7 @@ _NEXT_POST_ID = select(func.nextval(func.pg_get_serial_sequence(Post.__tablename
 # A completion's statements, built once with the job as a parameter: building them cost about as much as
 # running them, inside SQLite's one writer's turn.
 # The claimed job's author, returned by the claim's UPDATE (a scalar subquery in RETURNING).
+_OTHER_JOB = aliased(GenerationJob)  # the person's other jobs, counted in a claim's take (PostgreSQL)
 _AUTHOR_HANDLE = (
     select(Person.handle).where(Person.id == GenerationJob.person_id).correlate(GenerationJob).scalar_subquery()
 )
@@ -342,34 +344,43 @@ class GenerationQueue:
         return None if row is None else (row[0], row[1])
 
     async def _claim_under_row_locks(self, session: AsyncSession) -> tuple[GenerationJob, str | None] | None:
-        """PostgreSQL, where other processes claim too: the candidate row is locked (SKIP LOCKED), then
-        the person's row, under which their running jobs are counted."""
+        """PostgreSQL, where other processes claim too: the candidate row and its person's row are locked
+        together, passing over rows locked by others (SKIP LOCKED); then the take, which counts the person's
+        running jobs in its WHERE. Two statements, exact: the take's snapshot starts after the person's row
+        is ours, so it sees every claim of theirs that committed, and none can be under way (it would hold
+        the row)."""
         full: set[int] = set()  # people found at their limit under their row's lock
         for _ in range(CLAIM_TRIES):
             # The clock is read after waiting for the lock and a connection, so a job queued during that
             # wait (stamped not_before = its enqueue time) is already due.
             now = utcnow()
-            candidate = (await session.execute(self._candidates(now, full))).first()
+            candidate = (await session.execute(self._candidates(now, full, with_person=True))).first()
             if candidate is None:
                 return None
             job_id, person_id = candidate
-            if await self._person_full(session, person_id, job_id, now):
-                full.add(person_id)
-                await session.rollback()  # let go of the rows locked for this try
-                continue
-            row = (
-                await session.execute(
-                    update(GenerationJob)
-                    .where(GenerationJob.id == job_id, self._claimable(now))
-                    .values(**self._taken(now))
-                    .returning(GenerationJob, _AUTHOR_HANDLE)
-                    .execution_options(synchronize_session=False)
-                )
-            ).first()
+            row = (await session.execute(self._take_if_room(job_id, person_id, now))).first()
             if row is not None:
                 return row[0], row[1]
-            await session.rollback()
+            full.add(person_id)  # the job is ours to take (its row is locked), so its person is at their limit
+            await session.rollback()  # let go of the rows locked for this try
         return None
+
+    def _take_if_room(self, job_id: int, person_id: int, now: datetime) -> ReturningUpdate[GenerationJob, str]:
+        """PostgreSQL: the job taken if its person, whose row this transaction holds, runs fewer than their
+        limit elsewhere."""
+        others = (
+            select(func.count())
+            .select_from(_OTHER_JOB)
+            .where(_OTHER_JOB.person_id == person_id, _OTHER_JOB.id != job_id, self._live(now, _OTHER_JOB))
+            .scalar_subquery()
+        )
+        return (
+            update(GenerationJob)
+            .where(GenerationJob.id == job_id, self._claimable(now), others < self.config.per_person)
+            .values(**self._taken(now))
+            .returning(GenerationJob, _AUTHOR_HANDLE)
+            .execution_options(synchronize_session=False)
+        )
 
     def _taken(self, now: datetime) -> dict[str, object]:
         return {
@@ -388,12 +399,15 @@ class GenerationQueue:
             and_(GenerationJob.status == "running", expired),
         )
 
-    def _live(self, now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
-        return and_(GenerationJob.status == "running", GenerationJob.lease_until >= now)
+    def _live(self, now: datetime | ColumnElement[datetime], job: Any = GenerationJob) -> ColumnElement[bool]:
+        """`job`: GenerationJob or an alias of it."""
+        return and_(job.status == "running", job.lease_until >= now)
 
     def _candidates(
-        self, now: datetime | ColumnElement[datetime], full: set[int], *, lock: bool = True
+        self, now: datetime | ColumnElement[datetime], full: set[int], *, lock: bool = True, with_person: bool = False
     ) -> Select[int, int]:
+        """The next claimable job and its person; `lock` (PostgreSQL): its row, and with `with_person` its
+        person's row too, locked, rows other processes hold passed over."""
         busy = (
             select(GenerationJob.person_id)
             .where(self._live(now))
@@ -408,19 +422,12 @@ class GenerationQueue:
             .order_by(GenerationJob.id)
             .limit(1)
         )
+        if not lock:
+            return query
+        if with_person:
+            query = query.join(Person, Person.id == GenerationJob.person_id)
         # PostgreSQL: pass over the rows other processes are claiming.
-        return query.with_for_update(skip_locked=True, of=GenerationJob) if lock else query
-
-    async def _person_full(self, session: AsyncSession, person_id: int, job_id: int, now: datetime) -> bool:
-        """The per-person limit as a database rule: the person's row is locked (PostgreSQL) until this
-        claim commits, so two processes claiming for one person count one after the other."""
-        await session.execute(select(Person.id).where(Person.id == person_id).with_for_update())
-        running = await session.scalar(
-            select(func.count())
-            .select_from(GenerationJob)
-            .where(GenerationJob.person_id == person_id, GenerationJob.id != job_id, self._live(now))
-        )
-        return int(running or 0) >= self.config.per_person
+        return query.with_for_update(skip_locked=True, of=(GenerationJob, Person) if with_person else GenerationJob)
 
     async def _renew(self) -> None:
         """Every lease / 3, one UPDATE renews the lease of every job this queue is running, so no other

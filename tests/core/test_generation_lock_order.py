@@ -198,3 +198,19 @@ async def test_a_ban_cancels_the_queued_jobs_past_a_claim_or_a_merge_holding_one
     async with quiet.sessions() as session:
         statuses = list(await session.scalars(select(GenerationJob.status)))
     assert statuses == ["failed"] * JOBS
+
+
+async def test_a_claim_passes_over_a_job_whose_persons_row_another_transaction_holds(quiet: Core) -> None:
+    """A claim locks the candidate job and its person's row together, passing over rows others hold: while a
+    transaction holds ann's row (her next /imagine, a ban, another process's claim for her), bob's job, next in
+    line, is taken at once instead of waiting behind it; hers once the row is free."""
+    for who in ("ann", "bob"):
+        [reply] = await quiet.handle(actor(who), f"/imagine {who}'s fox")
+        assert reply.job_id is not None, reply.text
+    async with quiet.engine.connect() as other:
+        await other.execute(text("SELECT id FROM people WHERE handle = 'ann' FOR UPDATE"))
+        claimed = await asyncio.wait_for(quiet.queue._claim_with_author(), WAIT)
+        await other.rollback()
+    assert claimed is not None and claimed[1] == "bob"
+    claimed = await asyncio.wait_for(quiet.queue._claim_with_author(), WAIT)
+    assert claimed is not None and claimed[1] == "ann"

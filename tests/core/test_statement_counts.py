@@ -134,14 +134,15 @@ async def test_a_command_on_an_idle_database_never_waits_for_aiosqlites_thread(q
 # UPDATE; PostgreSQL counts after the row lock, in a statement of its own); its place in line comes back in
 # the INSERT's RETURNING. A worker's
 # claim: the take (on SQLite one UPDATE that picks the job and returns its author's handle; on PostgreSQL the
-# candidate under SKIP LOCKED, the person's row lock and their running jobs, the take), then the first few in
+# candidate and its person's row locked under SKIP LOCKED, then the take with their running jobs counted in its
+# WHERE), then the first few in
 # line, whose progress messages show their new place. The completion: the author through the job's row,
 # the post, the job marked done, the result's delivery (on PostgreSQL the post's id from its sequence first);
 # on SQLite, where completions are written together (core.gen.together), the worker's next claim too, in the
 # same transaction (here it finds nothing, and the worker would claim as usual).
 PIPELINE = {
     "sqlite": {"/imagine": 3, "claim": 2, "completion": 5},
-    "postgresql": {"/imagine": 4, "claim": 5, "completion": 5},
+    "postgresql": {"/imagine": 4, "claim": 3, "completion": 5},
 }
 
 
