@@ -221,8 +221,11 @@ class GenerationQueue:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if self._writes:  # a batch whose workers were cut off still writes what it holds, first
-                await asyncio.wait(list(self._writes))
+        # A batch whose workers were cut off still writes what it holds, first; and one whose workers went on
+        # (or a job run without workers) may still be closing its session, which must not outlive the engine.
+        if self._writes:
+            await asyncio.wait(list(self._writes))
+        if self._tasks:
             # Also when every worker ended in time: a job a batch claimed for a worker that then saw the
             # stop is running under our name, unstarted.
             await self._release_cut_off()

@@ -203,3 +203,16 @@ async def test_a_stop_while_a_batch_waits_for_the_turn_still_writes_its_images(h
         await core.queue._claim_lock.acquire()
     posts = await done_jobs(core, jobs)
     assert len(posts) == 3 and all(posts.values()), posts
+
+
+async def test_a_stop_waits_for_a_batch_to_close_its_session_even_without_workers(quiet: Core) -> None:
+    """A job run by hand (no workers started) still writes through a batch task: the stop waits for it, so
+    the engine is not disposed under a session that is still being closed."""
+    [reply] = await Chat(quiet).say("ann", "/imagine a fox in the snow")
+    assert reply.job_id is not None, reply.text
+    claimed = await quiet.queue._claim_with_author()
+    assert claimed is not None
+    await quiet.queue._process(*claimed)  # returns once the batch has committed; its task closes the session
+    await quiet.queue.stop()
+    assert not quiet.queue._writes
+    assert (await done_jobs(quiet, [reply.job_id]))[reply.job_id] is not None
