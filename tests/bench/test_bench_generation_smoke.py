@@ -69,6 +69,15 @@ def test_concurrency_lists_are_checked() -> None:
             generation.parse(["--concurrency", bad])
 
 
+def test_jobs_and_latency_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    args = generation.parse(["--jobs", "16", "--latency", "0.5"])
+    assert (args.jobs, args.latency) == (16, 0.5)
+    for option, bad in (("--jobs", "0"), ("--jobs", "-1"), ("--jobs", "x"), ("--latency", "0"), ("--latency", "-1")):
+        with pytest.raises(SystemExit):
+            generation.parse([option, bad])
+        assert f"argument {option}:" in capsys.readouterr().err  # argparse's one line, not a traceback
+
+
 async def test_requests_can_arrive_all_at_once(capsys: pytest.CaptureFixture[str]) -> None:
     # Each image takes long enough that all four slots fill even when enqueueing the burst is slow.
     args = generation.parse(["--latency", "0.8", "--concurrency", "4", "--jobs", "8", "--arrival", "burst"])
