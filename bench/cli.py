@@ -15,6 +15,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from bench import load
+from bench.args import count, positive, positive_int
 from bench.commands import Timing, image_timing, measure, presses_apart
 from bench.floor import Floor, open_driver
 from bench.machine import CpuWatch, describe_load, is_quiet
@@ -42,10 +43,10 @@ class Result:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="sqlite")
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 10k people, 1M posts (0.01 for a smoke run)")
-    parser.add_argument("--iterations", type=int, default=1000, help="measured calls per command")
-    parser.add_argument("--warmup", type=int, default=None, help="unmeasured calls first (default: a tenth)")
-    parser.add_argument("--images", type=int, default=10, help="offline images to time (0 to skip)")
+    parser.add_argument("--scale", type=positive, default=1.0, help="1.0 = 10k people, 1M posts (0.01 for a smoke run)")
+    parser.add_argument("--iterations", type=positive_int, default=1000, help="measured calls per command")
+    parser.add_argument("--warmup", type=count, default=None, help="unmeasured calls first (default: a tenth)")
+    parser.add_argument("--images", type=count, default=10, help="offline images to time (0 to skip)")
     parser.add_argument(
         "--checkpoints",
         choices=("background", "commit"),

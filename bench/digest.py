@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from bench import digest_compose, digest_delivery, digest_network
+from bench.args import count, non_negative, positive, positive_int
 from bench.cli import DEFAULT_PG, shared_image, warm_file
 from core.config import Settings
 
@@ -28,20 +29,30 @@ OUT = Path(__file__).parent / "out"
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.digest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="sqlite")
-    parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--follows", type=int, default=1_000_000)
-    parser.add_argument("--posts", type=int, default=1_000_000, help="spread over the last 48 hours")
-    parser.add_argument("--deliveries", type=int, default=10_000, help="digests to deliver in part (b); 0 skips it")
-    parser.add_argument("--rate", type=float, default=25.0, help="the configured messages per second")
+    parser.add_argument("--people", type=positive_int, default=100_000)
+    parser.add_argument("--follows", type=count, default=1_000_000)
+    parser.add_argument("--posts", type=count, default=1_000_000, help="spread over the last 48 hours")
+    parser.add_argument("--deliveries", type=count, default=10_000, help="digests to deliver in part (b); 0 skips it")
+    parser.add_argument("--rate", type=positive, default=25.0, help="the configured messages per second")
     parser.add_argument(
-        "--platform-limit", type=int, default=30, help="messages the fake platform accepts in any second (Telegram: 30)"
+        "--platform-limit",
+        type=positive_int,
+        default=30,
+        help="messages the fake platform accepts in any second (Telegram: 30)",
     )
-    parser.add_argument("--latency", type=float, default=0.005, help="the fake platform's network time, each way")
-    parser.add_argument("--in-flight", type=int, default=8, help="sends waiting for an answer at once (Telegram: 8)")
     parser.add_argument(
-        "--images", type=int, default=None, help="distinct image files for the delivered posts (default: one per post)"
+        "--latency", type=non_negative, default=0.005, help="the fake platform's network time, each way"
     )
-    parser.add_argument("--image-size", type=int, default=512, help="side of the posts' square PNG images")
+    parser.add_argument(
+        "--in-flight", type=positive_int, default=8, help="sends waiting for an answer at once (Telegram: 8)"
+    )
+    parser.add_argument(
+        "--images",
+        type=positive_int,
+        default=None,
+        help="distinct image files for the delivered posts (default: one per post)",
+    )
+    parser.add_argument("--image-size", type=positive_int, default=512, help="side of the posts' square PNG images")
     parser.add_argument("--rebuild", action="store_true", help="build the network again even if cached")
     parser.add_argument("--out", type=Path, default=OUT, help="cache and media folder (git-ignored)")
     return parser.parse_args(argv)

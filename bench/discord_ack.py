@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from bench import load
+from bench.args import non_negative, positive, positive_int
 from bench.cli import shared_image
 from bench.commands import Timing
 from bench.gen_backend import FakeRemoteBackend
@@ -67,20 +68,17 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG),
         help="PostgreSQL server; the run makes a database bench_discord_ack_<pid> on it and drops it after",
     )
-    parser.add_argument("--count", type=int, default=100, help="slash commands sent at once (default 100)")
+    parser.add_argument("--count", type=positive_int, default=100, help="slash commands sent at once (default 100)")
     parser.add_argument(
-        "--scale", type=float, default=0.05, help="network size, as in python -m bench (0.05: 500 people)"
+        "--scale", type=positive, default=0.05, help="network size, as in python -m bench (0.05: 500 people)"
     )
     parser.add_argument(
         "--direct-seconds",
-        type=float,
+        type=non_negative,
         default=Tuning().direct_seconds,
         help="the adapter answers directly when the core is this quick, else defers (default: the adapter's own)",
     )
-    args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error("--count must be at least 1")
-    return args
+    return parser.parse_args(argv)
 
 
 def say(line: str = "") -> None:

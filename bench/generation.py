@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from bench.args import positive, positive_int
 from bench.gen_backend import FakeRemoteBackend
 from core.actor import Actor
 from core.app import Core, bootstrap
@@ -74,11 +75,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument(
-        "--jobs", type=_positive_int, default=None, help="jobs per run (default: 4 x concurrency, at least 8)"
+        "--jobs", type=positive_int, default=None, help="jobs per run (default: 4 x concurrency, at least 8)"
     )
-    parser.add_argument(
-        "--latency", type=_positive_seconds, default=2.0, help="seconds the fake remote backend takes per image"
-    )
+    parser.add_argument("--latency", type=positive, default=2.0, help="seconds the fake remote backend takes per image")
     parser.add_argument("--concurrency", type=_int_list, default=[1, 4, 16, 32, 64], help="comma-separated list")
     parser.add_argument("--local", action="store_true", help="also run the offline (CPU-bound) backend")
     parser.add_argument(
@@ -94,26 +93,6 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="requests one after another, as an adapter handles updates in order (default), or all N at once",
     )
     return parser.parse_args(argv)
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("use a whole number, e.g. 64") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
-def _positive_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("use seconds, e.g. 2 or 0.5") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise argparse.ArgumentTypeError("must be a number of seconds above 0")
-    return seconds
 
 
 def _int_list(value: str) -> list[int]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from bench.args import positive_int
 from bench.machine import CpuWatch, describe_load
 from core.actor import Actor
 from core.app import Core, bootstrap
@@ -31,17 +32,10 @@ IDLE_MS = (0.0, 1.0, 5.0, 30.0)
 WHO = Actor("console", "idle1", "chat-idle1", "idle1", "Idle One")
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return number
-
-
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.idle_penalty", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--calls", type=_positive, default=300, help="timed calls per row (after a tenth as many untimed)"
+        "--calls", type=positive_int, default=300, help="timed calls per row (after a tenth as many untimed)"
     )
     return parser.parse_args(argv)
 

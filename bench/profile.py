@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench import cli, load
+from bench.args import positive, positive_int
 from bench.commands import presses_apart
 from bench.network import PLATFORM, Shape, chat_of
 from core.actor import Actor
@@ -32,8 +33,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("call", help=f"a typed line or a button's action: {EXAMPLES}")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--scale", type=float, default=0.1, help="of the network of `python -m bench`")
-    parser.add_argument("--calls", type=int, default=500, help="profiled calls (after a tenth as many unprofiled)")
+    parser.add_argument("--scale", type=positive, default=0.1, help="of the network of `python -m bench`")
+    parser.add_argument(
+        "--calls", type=positive_int, default=500, help="profiled calls (after a tenth as many unprofiled)"
+    )
     parser.add_argument("--sort", default="tottime", help="pstats order: tottime, cumtime, ncalls...")
     parser.add_argument("--limit", default="30", help="lines to print, or a pattern such as aiosqlite")
     parser.add_argument("--save", type=Path, default=None, help="write the statistics to this file")

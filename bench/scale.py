@@ -26,6 +26,7 @@ from aiohttp import web
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from bench.args import positive, positive_int
 from bench.gen_backend import _chunk, _tiny_png
 from core import outbox
 from core.db import create_engine, create_sessionmaker
@@ -255,14 +256,16 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_URL), help="a PostgreSQL server")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--latency", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=8, help="jobs per worker slot")
-    parser.add_argument("--senders", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=25.0)
-    parser.add_argument("--limit", type=int, default=30, help="the fake platform's sends per second (Telegram's)")
-    parser.add_argument("--rows", type=int, default=500)
+    parser.add_argument("--workers", type=positive_int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--concurrency", type=positive_int, default=4)
+    parser.add_argument("--latency", type=positive, default=2.0)
+    parser.add_argument("--rounds", type=positive_int, default=8, help="jobs per worker slot")
+    parser.add_argument("--senders", type=positive_int, default=3)
+    parser.add_argument("--rate", type=positive, default=25.0)
+    parser.add_argument(
+        "--limit", type=positive_int, default=30, help="the fake platform's sends per second (Telegram's)"
+    )
+    parser.add_argument("--rows", type=positive_int, default=500)
     parser.add_argument("--out", default="bench/out/scale")
     asyncio.run(run(parser.parse_args(argv)))
     return 0
