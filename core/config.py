@@ -46,8 +46,14 @@ class ConfigError(Exception):
     """A setting has an invalid value; the message is one line naming it."""
 
 
+# The longest any duration setting may be: ten years, far beyond any sensible value and far inside what a
+# timedelta holds (a larger one overflowed in the first job that used it, not at start-up).
+_YEARS_S = 10 * 365 * 86400
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # No inf or nan: every number here becomes a count, a sleep or a timedelta, which they would break.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", allow_inf_nan=False)
 
     database_url: str = "sqlite+aiosqlite:///data/app.db"
     media_dir: Path = Path("data/media")
@@ -56,26 +62,30 @@ class Settings(BaseSettings):
     prompt_max_chars: int = Field(default=1000, ge=1, le=32000)
     daily_quota: int = Field(default=50, ge=0)
     # Seconds between one person's requests; unset means 10 for a paid remote backend, 0 for the offline one.
-    generation_cooldown_seconds: float | None = Field(default=None, ge=0)
+    generation_cooldown_seconds: float | None = Field(default=None, ge=0, le=_YEARS_S)
     default_timezone: str = "UTC"
     log_level: str = "INFO"
 
     # Digests, notifications, gallery "best of the day"
     digest_time: str = "09:00"  # default local delivery time, HH:MM
     digest_size: int = Field(default=6, ge=1, le=10)
-    notify_interval_minutes: float = Field(default=15.0, gt=0)
+    notify_interval_minutes: float = Field(default=15.0, gt=0, le=_YEARS_S / 60)
     quiet_hours: str = "22:00-08:00"  # local time; empty for none
     gallery_best_of_time: str = "20:00"  # in DEFAULT_TIMEZONE
-    gallery_refresh_seconds: float = Field(default=60.0, gt=0)  # like counts in galleries, at most this often
-    scheduler_tick_seconds: float = Field(default=60.0, gt=0)
-    heartbeat_seconds: float = Field(default=5.0, gt=0)  # each process's row in `python -m bots status`
+    gallery_refresh_seconds: float = Field(
+        default=60.0, gt=0, le=_YEARS_S
+    )  # like counts in galleries, at most this often
+    scheduler_tick_seconds: float = Field(default=60.0, gt=0, le=_YEARS_S)
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=_YEARS_S)  # each process's row in `python -m bots status`
 
     # Safety and operations
     report_hide_threshold: int = Field(default=3, ge=1)  # different people's reports that hide a post
-    deleted_retention_days: int = Field(default=30, ge=0)  # a deleted post is kept this long for /restore
+    deleted_retention_days: int = Field(
+        default=30, ge=0, le=_YEARS_S // 86400
+    )  # a deleted post is kept this long for /restore
     # A file in MEDIA_DIR that no row names is removed once it is this old (core.media_sweep). Its writer
     # commits the row seconds after the file: an hour is the least that is safe with any lease or timeout.
-    media_orphan_age_hours: float = Field(default=24.0, ge=1)
+    media_orphan_age_hours: float = Field(default=24.0, ge=1, le=_YEARS_S / 3600)
     rate_limit_burst: int = Field(default=20, ge=1)  # commands a person may send at once
     rate_limit_per_minute: float = Field(default=30.0, gt=0)  # and then this many a minute
     # On top of that limit, comments one person may write a minute (counted in the database, so it
@@ -88,24 +98,24 @@ class Settings(BaseSettings):
     openai_image_model: str = "gpt-image-2"
     openai_image_quality: Literal["low", "medium", "high", "auto"] = "auto"
     openai_output_format: Literal["png", "jpeg", "webp"] = "png"
-    generation_timeout_seconds: float = Field(default=180.0, gt=0)
+    generation_timeout_seconds: float = Field(default=180.0, gt=0, le=_YEARS_S)
     generation_concurrency: int = Field(default=4, ge=1, le=256)
     generation_per_person: int = Field(default=2, ge=1)
     generation_max_attempts: int = Field(default=5, ge=1)
     # A running job's lease: renewed every third of it; a job not renewed this long is taken over.
-    generation_lease_seconds: float = Field(default=30.0, ge=1)
+    generation_lease_seconds: float = Field(default=30.0, ge=1, le=_YEARS_S)
     blocklist: Annotated[tuple[str, ...], NoDecode] = ()
     # Prompt moderation with OpenAI's moderations endpoint (only when an API key is set).
     openai_moderation: bool = True
     openai_moderation_model: str = "omni-moderation-latest"
-    moderation_timeout_seconds: float = Field(default=10.0, gt=0)
+    moderation_timeout_seconds: float = Field(default=10.0, gt=0, le=_YEARS_S)
     # People's own pictures (/edit, a photo with /imagine): the largest file taken, in megabytes.
     upload_max_mb: float = Field(default=10.0, gt=0, le=50)
     # The key that signs every image made here (core.provenance); generated into data/ when unset.
     provenance_key: SecretStr | None = None
     # Circuit breaker around the image service: open after N retryable failures in a row, for a cool-down.
     breaker_failure_threshold: int = Field(default=5, ge=1)
-    breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
+    breaker_cooldown_seconds: float = Field(default=60.0, gt=0, le=_YEARS_S)
 
     # Messengers
     telegram_bot_token: SecretStr | None = None

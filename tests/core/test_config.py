@@ -127,6 +127,12 @@ def test_an_admin_entry_that_names_nobody_for_sure_stops_start_up(value: str, ex
         ("IMAGE_BACKEND", "magic", "'auto', 'local' or 'openai'"),
         ("LOG_LEVEL", "loud", "DEBUG, INFO, WARNING or ERROR"),
         ("GENERATION_COOLDOWN_SECONDS", "soon", "valid number"),
+        # inf, nan and durations no timedelta holds passed start-up and broke the first job that used them
+        ("MEDIA_ORPHAN_AGE_HOURS", "inf", "finite number"),
+        ("MEDIA_ORPHAN_AGE_HOURS", "1e12", "less than or equal to 87600"),
+        ("RATE_LIMIT_PER_MINUTE", "nan", "finite number"),
+        ("DELETED_RETENTION_DAYS", "99999999999999999999", "less than or equal to 3650"),
+        ("GENERATION_LEASE_SECONDS", "1e300", "less than or equal to"),
         ("DATABASE_URL", "nonsense", "database URL"),
         ("DATABASE_URL", "sqlite:///data/app.db", "sqlite+aiosqlite"),
         ("DATABASE_URL", "mysql+aiomysql://u@h/db", "SQLite or PostgreSQL"),
