@@ -455,6 +455,12 @@ class GenerationQueue:
     async def _process(self, job: GenerationJob, author: str) -> together.Next | None:
         """The job, from the backend's call to its post; returns the worker's next job when the transaction
         that wrote this one claimed it too (core.gen.together)."""
+        if job.attempts > self.config.max_attempts:
+            # Every allowed run of it was cut off (a crash, a stop) and this is a take-over: it may be what
+            # brings the process down, so it is not run again.
+            cut_off = f"The last try was cut off (a restart or a crash). {gave_up(job.attempts - 1)}"
+            await self._failed(job, cut_off, retryable=False)
+            return None
         if self.breaker is not None and not self.breaker.allow():
             await self._requeue(job, self.breaker.reopens_at or utcnow() + timedelta(seconds=30), undo_attempt=True)
             return None

@@ -494,3 +494,28 @@ async def test_a_new_request_is_told_its_place_behind_the_jobs_waiting_and_a_rep
         await session.commit()
     [dan] = await chat.say("dan", "/imagine dan's fox")
     assert dan.text.startswith("⏳ Queued, number 3 in line."), dan.text
+
+
+async def test_a_job_cut_off_as_often_as_it_may_be_tried_fails_instead_of_running_again(make_core) -> None:
+    """A job whose runs ended in a crash (or a stop) as many times as the attempts allow may be what brings the
+    process down: the next take-over fails it with a message, instead of running it once more forever."""
+    backend = ScriptedBackend()
+    core = await make_core(backend, start=False)
+    [reply] = await Chat(core).say("alice", "/imagine a fox that crashes everything")
+    assert reply.job_id is not None, reply.text
+    limit = core.queue.config.max_attempts
+    async with core.sessions() as session:  # as a process killed during its last allowed run leaves it
+        await session.execute(
+            update(GenerationJob)
+            .where(GenerationJob.id == reply.job_id)
+            .values(status="running", worker="w-dead", lease_until=None, attempts=limit)
+        )
+        await session.commit()
+    await core.start()
+    async with asyncio.timeout(10):
+        await core.drain()
+    async with core.sessions() as session:
+        job = await session.get(GenerationJob, reply.job_id)
+    assert job is not None and job.status == "failed", job.status
+    assert (job.error or "").startswith(f"The last try was cut off (a restart or a crash). I gave up after {limit}")
+    assert backend.calls == 0 and await count(core, Post) == 0
