@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import audit, gallery, outbox
@@ -65,7 +65,7 @@ async def ban(
     queued = (GenerationJob.person_id == target.id, GenerationJob.status == "queued")
     await session.execute(
         update(GenerationJob)
-        .where(locked_in_id_order(GenerationJob.id, *queued) if on_postgres(session) else and_(*queued))
+        .where(locked_in_id_order(on_postgres(session), GenerationJob.id, *queued))
         .values(status="failed", error=CANCELLED, finished_at=now)
     )
     target.banned_until, target.ban_reason = until, reason[:255] or None

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, event, select
+from sqlalchemy import ColumnElement, Insert, and_, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Result, make_url
@@ -136,12 +136,17 @@ def _insert_ignoring(postgres: bool, model: type[Base]) -> Insert:
     return (pg_insert if postgres else sqlite_insert)(table(model)).on_conflict_do_nothing()
 
 
-def locked_in_id_order(id_column: InstrumentedAttribute[int], *where: ColumnElement[bool]) -> ColumnElement[bool]:
-    """PostgreSQL: `id IN (the rows matching where, locked in ascending id)`, the WHERE of an UPDATE over
-    rows another statement may be updating too. An UPDATE locks rows in the order its plan visits them, a
-    seq scan's in physical order, which every update of a row changes (its new version goes elsewhere): two
-    such statements over shared rows could lock them in opposite orders and deadlock. Locked in one order
-    first (LockRows above the sort), each waits for the other instead. SQLite has one writer: not there."""
+def locked_in_id_order(
+    postgres: bool, id_column: InstrumentedAttribute[int], *where: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """The WHERE of an UPDATE over rows another statement may be updating too: `where` itself on SQLite,
+    which has one writer; on PostgreSQL `id IN (the rows matching where, locked in ascending id)`. An UPDATE
+    locks rows in the order its plan visits them, a seq scan's in physical order, which every update of a row
+    changes (its new version goes elsewhere): two such statements over shared rows could lock them in
+    opposite orders and deadlock. Locked in one order first (LockRows above the sort), each waits for the
+    other instead."""
+    if not postgres:
+        return and_(*where)
     return id_column.in_(select(id_column).where(*where).order_by(id_column).with_for_update())
 
 

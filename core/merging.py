@@ -108,8 +108,8 @@ def _rows_of(session: AsyncSession, column: InstrumentedAttribute[int | None], g
     """The rows of `gone`'s in `column`. The person's running jobs are updated meanwhile by the generation
     queue (its lease renewer, a batch's completion), which locks them in ascending id on PostgreSQL: so does
     the move, or the two could deadlock (core.db.locked_in_id_order)."""
-    if column is GenerationJob.person_id and on_postgres(session):
-        return locked_in_id_order(GenerationJob.id, column == gone)
+    if column is GenerationJob.person_id:
+        return locked_in_id_order(on_postgres(session), GenerationJob.id, column == gone)
     return column == gone
 
 

@@ -86,7 +86,7 @@ def _of_worker(postgres: bool) -> ColumnElement[bool]:
     """A worker's running jobs, for the UPDATEs of them all. The renewer's, a batch's completion and the
     stop's may run at once on this queue's connections: on PostgreSQL each locks them in ascending id
     (core.db.locked_in_id_order), so none of them deadlocks another."""
-    return locked_in_id_order(GenerationJob.id, *_MINE) if postgres else and_(*_MINE)
+    return locked_in_id_order(postgres, GenerationJob.id, *_MINE)
 
 
 # Keyed by PostgreSQL or not. The renewer's (`until`: the new end of the leases).

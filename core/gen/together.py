@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -136,7 +136,7 @@ def _mark_done(post_of: dict[int, int], owner: str, postgres: bool) -> Returning
     ours = (GenerationJob.id.in_(list(post_of)), GenerationJob.status == "running", GenerationJob.worker == owner)
     return (
         update(GenerationJob)
-        .where(locked_in_id_order(GenerationJob.id, *ours) if postgres else and_(*ours))
+        .where(locked_in_id_order(postgres, GenerationJob.id, *ours))
         .values(
             status="done",
             post_id=case(post_of, value=GenerationJob.id),
