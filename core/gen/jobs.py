@@ -5,9 +5,23 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, Update, bindparam, func, literal_column, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Update,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,11 +90,14 @@ _USED_TODAY = (
     )
 )
 _BY_KEY = select(GenerationJob).where(GenerationJob.idempotency_key == bindparam("key", type_=String))
-_AHEAD = (
-    select(func.count())
-    .select_from(GenerationJob)
-    .where(GenerationJob.status == "queued", GenerationJob.id < bindparam("job", type_=Integer))
-)
+
+
+def _queued_before(job: Any, bound: ColumnElement[int]) -> Select[int]:
+    """How many jobs wait in line ahead of the job whose id is `bound`; `job`: GenerationJob or an alias."""
+    return select(func.count()).select_from(job).where(job.status == "queued", job.id < bound)
+
+
+_AHEAD = _queued_before(GenerationJob, bindparam("job", type_=Integer))
 
 
 def _turn_taken(cooled: bool, counts_quota: bool) -> Update:
@@ -107,12 +124,7 @@ _EARLIER = aliased(GenerationJob)
 # In the new job's RETURNING: the jobs waiting ahead of it, for the reply's place in line (queue_position).
 # The new row's id is named as SQL text: SQLAlchemy neither correlates a subquery of an INSERT's RETURNING
 # nor qualifies its columns there on SQLite, where an unqualified `id` would be the subquery's own.
-_AHEAD_OF_NEW = (
-    select(func.count())
-    .select_from(_EARLIER)
-    .where(_EARLIER.status == "queued", _EARLIER.id < literal_column(f"{GenerationJob.__tablename__}.id", Integer))
-    .scalar_subquery()
-)
+_AHEAD_OF_NEW = _queued_before(_EARLIER, literal_column(f"{GenerationJob.__tablename__}.id", Integer)).scalar_subquery()
 
 
 @functools.cache
