@@ -72,17 +72,15 @@ class Settings(BaseSettings):
     notify_interval_minutes: float = Field(default=15.0, gt=0, le=_YEARS_S / 60)
     quiet_hours: str = "22:00-08:00"  # local time; empty for none
     gallery_best_of_time: str = "20:00"  # in DEFAULT_TIMEZONE
-    gallery_refresh_seconds: float = Field(
-        default=60.0, gt=0, le=_YEARS_S
-    )  # like counts in galleries, at most this often
+    # Like counts in galleries, at most this often.
+    gallery_refresh_seconds: float = Field(default=60.0, gt=0, le=_YEARS_S)
     scheduler_tick_seconds: float = Field(default=60.0, gt=0, le=_YEARS_S)
     heartbeat_seconds: float = Field(default=5.0, gt=0, le=_YEARS_S)  # each process's row in `python -m bots status`
 
     # Safety and operations
     report_hide_threshold: int = Field(default=3, ge=1)  # different people's reports that hide a post
-    deleted_retention_days: int = Field(
-        default=30, ge=0, le=_YEARS_S // 86400
-    )  # a deleted post is kept this long for /restore
+    # A deleted post is kept this long for /restore.
+    deleted_retention_days: int = Field(default=30, ge=0, le=_YEARS_S // 86400)
     # A file in MEDIA_DIR that no row names is removed once it is this old (core.media_sweep). Its writer
     # commits the row seconds after the file: an hour is the least that is safe with any lease or timeout.
     media_orphan_age_hours: float = Field(default=24.0, ge=1, le=_YEARS_S / 3600)
